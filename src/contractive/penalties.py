@@ -1,0 +1,655 @@
+"""Jacobian penalties: ||J_f(x)||_F^2 per sample, exact or estimated, and the CAE+H term.
+
+Every function here returns one value per sample, shape ``(B,)``, differentiable with respect
+to the encoder's parameters. The training objective is
+``reconstruction + contraction * penalty.mean()``: the penalty is the squared Frobenius norm of
+each sample's Jacobian (summed over all its entries, never averaged over them) and the batch
+mean matches the batch mean of the reconstruction loss, so ``contraction`` has the scale of
+Rifai et al. (2011), where both terms are summed over the data set.
+
+Methods
+-------
+``"analytic"``
+    Exact and cheap for one affine layer (``nn.Linear`` or ``nn.Conv1d/2d/3d``, any stride,
+    padding, dilation, groups, with or without bias) followed by one elementwise activation.
+    For ``a = W x + b`` and ``h = s(a)``, ``J = diag(s'(a)) W``, so
+    ``||J||_F^2 = sum_i s'(a_i)^2 ||W_i||^2``, where ``W_i`` is the row of the layer's linear
+    operator that produces unit ``i``. For a convolution each output position has its own row
+    norm (positions near a zero-padded border see fewer input pixels), obtained by convolving
+    an all-ones image with the squared kernel. No per-sample Jacobian is ever built.
+``"exact"``
+    Any differentiable encoder: the full per-sample Jacobian with :func:`torch.func.jacrev` or
+    :func:`torch.func.jacfwd` (whichever needs fewer passes for the shapes), vmapped over the
+    batch in chunks that bound memory.
+``"hutchinson"``
+    Unbiased estimate ``mean_k ||J v_k||^2`` over ``probes`` Rademacher directions ``v_k``
+    (entries +-1, so ``E[v v^T] = I``), computed with forward-mode AD in the same pass that
+    computes the code. Its variance per sample is
+    ``2 (||J^T J||_F^2 - sum_j (J^T J)_jj^2) / probes``, below the ``2 ||J^T J||_F^2 / probes``
+    of Gaussian directions; it is small when J has a few dominant singular values, which is
+    what a trained CAE has.
+``"auto"``
+    Analytic when the encoder has that form, exact when the Jacobian needs at most
+    :data:`AUTO_EXACT_MAX_PASSES` vectorised passes, hutchinson otherwise.
+``"layerwise"``
+    For a stack of (affine, activation) layers: the sum of each layer's analytic penalty with
+    respect to that layer's own input, as in greedy layer-wise training. This is a different
+    quantity from the end-to-end ``||J_f(x)||_F^2`` (it ignores how the layers' Jacobians
+    multiply), and only equals it for a single layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd import forward_ad
+
+from .exceptions import UnsupportedEncoderError
+
+__all__ = [
+    "AUTO_EXACT_MAX_PASSES",
+    "METHODS",
+    "Method",
+    "analytic_supported",
+    "encode_with_penalty",
+    "higher_order_penalty",
+    "jacobian_penalty",
+]
+
+Method = Literal["auto", "analytic", "exact", "hutchinson", "layerwise"]
+#: Accepted values of ``method``.
+METHODS: tuple[str, ...] = ("auto", "analytic", "exact", "hutchinson", "layerwise")
+#: ``method="auto"`` builds the exact Jacobian when min(d_in, d_out) is at most this.
+AUTO_EXACT_MAX_PASSES = 64
+#: The exact method processes the batch in chunks of at most this many Jacobian entries.
+EXACT_CHUNK_ELEMENTS = 1 << 24
+
+_AFFINE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# Modules that only reshape: their Jacobian is a permutation, which keeps Frobenius norms.
+_RESHAPE = (nn.Flatten, nn.Unflatten)
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+# ---------------------------------------------------------------------------------------------
+# Derivatives of elementwise activations, s'(a), from the pre-activation a and the output h.
+# Using h where it is cheaper (sigmoid, tanh, elu) saves an exp per unit.
+
+
+def _gelu_deriv(m: nn.Module, a: Tensor, h: Tensor) -> Tensor:
+    if getattr(m, "approximate", "none") == "tanh":
+        k = math.sqrt(2.0 / math.pi)
+        t = torch.tanh(k * (a + 0.044715 * a**3))
+        return 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * k * (1.0 + 3 * 0.044715 * a * a)
+    cdf = 0.5 * (1.0 + torch.erf(a * (1.0 / math.sqrt(2.0))))
+    pdf = torch.exp(-0.5 * a * a) * (1.0 / math.sqrt(2.0 * math.pi))
+    return cdf + a * pdf
+
+
+def _softplus_deriv(m: nn.Module, a: Tensor, h: Tensor) -> Tensor:
+    beta, threshold = float(m.beta), float(m.threshold)  # type: ignore[arg-type]
+    # torch's softplus is the identity where beta * a > threshold.
+    return torch.where(a * beta > threshold, torch.ones_like(a), torch.sigmoid(beta * a))
+
+
+def _mish_deriv(m: nn.Module, a: Tensor, h: Tensor) -> Tensor:
+    t = torch.tanh(F.softplus(a))
+    return t + a * torch.sigmoid(a) * (1.0 - t * t)
+
+
+def _step(cond: Tensor, a: Tensor, low: float = 0.0, high: float = 1.0) -> Tensor:
+    return torch.where(cond, torch.full_like(a, high), torch.full_like(a, low))
+
+
+_DERIVATIVES: dict[type[nn.Module], Callable[[nn.Module, Tensor, Tensor], Tensor]] = {
+    nn.Identity: lambda m, a, h: torch.ones_like(a),
+    nn.Sigmoid: lambda m, a, h: h * (1.0 - h),
+    nn.Tanh: lambda m, a, h: 1.0 - h * h,
+    nn.ReLU: lambda m, a, h: _step(a > 0, a),
+    nn.ReLU6: lambda m, a, h: _step((a > 0) & (a < 6), a),
+    nn.LeakyReLU: lambda m, a, h: _step(a > 0, a, float(m.negative_slope)),  # type: ignore[arg-type]
+    nn.Softplus: _softplus_deriv,
+    nn.ELU: lambda m, a, h: torch.where(a > 0, torch.ones_like(a), h + float(m.alpha)),  # type: ignore[arg-type]
+    nn.CELU: lambda m, a, h: torch.where(a > 0, torch.ones_like(a), h / float(m.alpha) + 1.0),  # type: ignore[arg-type]
+    nn.SELU: lambda m, a, h: torch.where(
+        a > 0, torch.full_like(a, _SELU_SCALE), h + _SELU_SCALE * _SELU_ALPHA
+    ),
+    nn.GELU: _gelu_deriv,
+    nn.SiLU: lambda m, a, h: torch.sigmoid(a) * (1.0 + a * (1.0 - torch.sigmoid(a))),
+    nn.Mish: _mish_deriv,
+    nn.Hardtanh: lambda m, a, h: _step((a > m.min_val) & (a < m.max_val), a),  # type: ignore[operator]
+    nn.Softsign: lambda m, a, h: 1.0 / (1.0 + a.abs()) ** 2,
+    nn.LogSigmoid: lambda m, a, h: torch.sigmoid(-a),
+    nn.Tanhshrink: lambda m, a, h: torch.tanh(a) ** 2,
+    nn.Hardsigmoid: lambda m, a, h: _step((a > -3) & (a < 3), a, 0.0, 1.0 / 6.0),
+    nn.Hardswish: lambda m, a, h: torch.where(
+        a < -3, torch.zeros_like(a), torch.where(a > 3, torch.ones_like(a), (2 * a + 3) / 6)
+    ),
+}
+
+
+def _derivative(module: nn.Module) -> Callable[[nn.Module, Tensor, Tensor], Tensor] | None:
+    # Exact type match: a subclass may override forward with another function.
+    return _DERIVATIVES.get(type(module))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading an encoder's structure.
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One affine map and the elementwise activation after it (``None``: identity)."""
+
+    affine: nn.Module
+    activation: nn.Module | None
+
+
+def _flatten(module: nn.Module) -> Iterator[nn.Module]:
+    if type(module) is nn.Sequential:
+        for child in module:
+            yield from _flatten(child)
+    else:
+        yield module
+
+
+def _unsupported(module: nn.Module, why: str) -> UnsupportedEncoderError:
+    return UnsupportedEncoderError(
+        f"method='analytic' cannot handle {module!r}: {why}. Use method='exact' "
+        "(full Jacobian, any encoder) or method='hutchinson' (random-projection estimate)."
+    )
+
+
+def _check_affine(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        if type(module) not in _AFFINE:
+            raise _unsupported(module, "it is a subclass whose forward may differ")
+        if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d) and module.padding_mode != "zeros":
+            raise _unsupported(
+                module, f"padding_mode={module.padding_mode!r} repeats input pixels in a row"
+            )
+        return
+    raise _unsupported(module, "expected nn.Linear or nn.Conv1d/2d/3d here")
+
+
+def _parse_steps(encoder: nn.Module) -> list[_Layer | nn.Module]:
+    """Split an encoder into (affine, activation) layers and reshape modules, in order.
+
+    Raises UnsupportedEncoderError on anything else.
+    """
+    steps: list[_Layer | nn.Module] = []
+    pending: nn.Module | None = None
+    for module in _flatten(encoder):
+        if isinstance(module, _RESHAPE) and pending is None:
+            steps.append(module)
+        elif pending is None:
+            _check_affine(module)
+            pending = module
+        elif isinstance(module, (*_AFFINE, *_RESHAPE)):
+            steps.append(_Layer(pending, None))
+            pending = None
+            if isinstance(module, _RESHAPE):
+                steps.append(module)
+            else:
+                _check_affine(module)
+                pending = module
+        else:
+            if _derivative(module) is None:
+                raise _unsupported(
+                    module, "it is not an elementwise activation with a known derivative"
+                )
+            steps.append(_Layer(pending, module))
+            pending = None
+    if pending is not None:
+        steps.append(_Layer(pending, None))
+    if not any(isinstance(step, _Layer) for step in steps):
+        raise _unsupported(encoder, "it has no affine layer")
+    return steps
+
+
+def _parse_layers(encoder: nn.Module) -> list[_Layer]:
+    return [step for step in _parse_steps(encoder) if isinstance(step, _Layer)]
+
+
+def _single_layer(encoder: nn.Module) -> _Layer:
+    layers = _parse_layers(encoder)
+    if len(layers) != 1:
+        raise UnsupportedEncoderError(
+            f"method='analytic' needs one affine layer and one elementwise activation, but the "
+            f"encoder has {len(layers)} affine layers ({layers[1].affine!r} is the second). "
+            "Use method='exact' or method='hutchinson' for the end-to-end Jacobian, or "
+            "method='layerwise' for the sum of per-layer penalties."
+        )
+    return layers[0]
+
+
+def analytic_supported(encoder: nn.Module) -> bool:
+    """Whether ``method="analytic"`` can handle ``encoder``.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> analytic_supported(nn.Sequential(nn.Linear(4, 3), nn.Tanh()))
+    True
+    >>> analytic_supported(nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)))
+    False
+    """
+    try:
+        _single_layer(encoder)
+    except UnsupportedEncoderError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Analytic penalty of one layer.
+
+
+def _row_sq_norms(affine: nn.Module, x: Tensor) -> Tensor:
+    """Squared norm of each output unit's row of the affine layer's linear operator.
+
+    Linear: ``(d_out,)``. Convolution: ``(C_out, *spatial_out)``, one value per output
+    position, from convolving a ones image (the input's spatial size) with the squared kernel.
+    """
+    weight = affine.weight
+    assert isinstance(weight, Tensor)
+    w2 = weight * weight
+    if isinstance(affine, nn.Linear):
+        return w2.sum(dim=1)
+    conv: Callable[..., Tensor] = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}[
+        type(affine)  # type: ignore[index]
+    ]
+    ndim = w2.dim() - 2
+    if x.dim() != ndim + 2:
+        raise ValueError(
+            f"{affine!r} needs input of shape (batch, channels, {ndim} spatial dims); "
+            f"got shape {tuple(x.shape)}."
+        )
+    ones = torch.ones((1, *x.shape[1:]), dtype=w2.dtype, device=w2.device)
+    return conv(ones, w2, None, affine.stride, affine.padding, affine.dilation, affine.groups)[0]
+
+
+class _LinearPenalty(torch.autograd.Function):
+    """``p_b = sum_i s'(a_bi)^2 ||W_i||^2`` for a Linear layer, with a hand-written backward.
+
+    Autograd's version of this sum keeps a (d_h, d_x) temporary for ``W * W`` and several
+    (B, d_h) temporaries; the hand-written backward makes one pass over W and fuses the
+    elementwise work, which is what keeps the analytic CAE step close to a plain AE step.
+    ``kind`` says how ``s'`` is read from the activation's output ``h``:
+    ``"sigmoid"``: ``s' = h (1 - h)``; ``"tanh"``: ``s' = 1 - h^2``; ``"given"``: ``h`` is
+    already ``s'`` and its gradient flows back through autograd.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx, h: Tensor, weight: Tensor, kind: str
+    ) -> Tensor:
+        norms = torch.linalg.vector_norm(weight, dim=1).square_()  # (d_h,), one pass over W
+        if kind == "sigmoid":
+            s = torch.addcmul(h, h, h, value=-1.0)  # (B, d_h)
+        elif kind == "tanh":
+            s = torch.addcmul(torch.ones_like(h), h, h, value=-1.0)
+        else:
+            s = h
+        s2 = s * s
+        ctx.save_for_backward(h, weight, s, s2, norms)
+        ctx.kind = kind  # type: ignore[attr-defined,unused-ignore]
+        return s2 @ norms
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None]:
+        h, weight, s, s2, norms = ctx.saved_tensors  # type: ignore[attr-defined]
+        kind: str = ctx.kind  # type: ignore[attr-defined]
+        grad_h = None
+        if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
+            # dp_b/dh_bi = 2 g_b s_bi n_i ds_bi/dh_bi, with ds/dh = 1 - 2h (sigmoid), -2h (tanh)
+            grad_h = (s * (2.0 * grad)[:, None]).mul_(norms)
+            if kind == "sigmoid":
+                grad_h.mul_(torch.add(h, -0.5).mul_(-2.0))
+            elif kind == "tanh":
+                grad_h.mul_(h).mul_(-2.0)
+        grad_w = None
+        if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
+            # dp/dW_ij = 2 W_ij sum_b g_b s_bi^2
+            grad_w = weight * (2.0 * (grad @ s2))[:, None]
+        return grad_h, grad_w, None
+
+
+_FUSED_KIND: dict[type[nn.Module], str] = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
+
+
+def _layer_forward_with_penalty(layer: _Layer, x: Tensor) -> tuple[Tensor, Tensor]:
+    a = layer.affine(x)  # (B, d_h) or (B, C_out, *spatial)
+    act = layer.activation
+    if act is None or type(act) is nn.Identity:
+        norms = _row_sq_norms(layer.affine, x)
+        # s' = 1: the penalty is ||W||_F^2 (L2 weight decay), the same for every sample; a
+        # Linear applied at several positions of one sample counts once per position.
+        total = norms.sum()
+        if isinstance(layer.affine, nn.Linear):
+            total = total * (a[0].numel() // a.shape[-1])
+        return a, total.expand(x.shape[0])
+    h = act(a)
+    if isinstance(layer.affine, nn.Linear):
+        weight = layer.affine.weight
+        kind = _FUSED_KIND.get(type(act))
+        if kind is not None:
+            penalty = _LinearPenalty.apply(h, weight, kind)  # (B, ...)
+        else:
+            deriv = _derivative(act)
+            assert deriv is not None
+            penalty = _LinearPenalty.apply(deriv(act, a, h), weight, "given")
+        return h, penalty.reshape(x.shape[0], -1).sum(dim=1)
+    deriv = _derivative(act)
+    assert deriv is not None
+    s = deriv(act, a, h)
+    norms = _row_sq_norms(layer.affine, x)
+    return h, (s * s * norms).flatten(1).sum(dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact and Hutchinson penalties.
+
+
+def _numel(shape: torch.Size) -> int:
+    return int(math.prod(shape))
+
+
+def _out_numel(encoder: nn.Module, x: Tensor) -> int:
+    with torch.no_grad():
+        return _numel(encoder(x[:1]).shape[1:])
+
+
+def _exact_jacobian(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-sample Jacobians ``(B, d_out, d_in)`` and codes, vmapped in bounded chunks."""
+    from torch.func import jacfwd, jacrev, vmap
+
+    d_in = _numel(x.shape[1:])
+    d_out = _out_numel(encoder, x)
+
+    def f(xi: Tensor) -> tuple[Tensor, Tensor]:
+        out = encoder(xi.unsqueeze(0)).squeeze(0)
+        return out.reshape(-1), out
+
+    # jacfwd costs d_in tangent passes, jacrev d_out cotangent passes.
+    jac = jacfwd(f, has_aux=True) if d_in < d_out else jacrev(f, has_aux=True)
+    batched = vmap(jac)
+    chunk = max(1, EXACT_CHUNK_ELEMENTS // max(1, d_in * d_out))
+    jacs, codes = [], []
+    for start in range(0, x.shape[0], chunk):
+        j, h = batched(x[start : start + chunk])
+        jacs.append(j.reshape(j.shape[0], d_out, d_in))
+        codes.append(h)
+    return torch.cat(jacs), torch.cat(codes)
+
+
+def _exact(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    jac, code = _exact_jacobian(encoder, x)
+    return code, jac.pow(2).sum(dim=(1, 2))
+
+
+def _rademacher(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    v = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(
+        0.5, generator=generator
+    )
+    return v.mul_(2.0).sub_(1.0)
+
+
+def _jvp(encoder: nn.Module, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """Forward-mode ``(f(x), J_f(x) v)`` in one pass; differentiable w.r.t. parameters."""
+    with forward_ad.dual_level():
+        out = encoder(forward_ad.make_dual(x, v))
+        h, jv = forward_ad.unpack_dual(out)
+    if jv is None:  # the output does not depend on x
+        jv = torch.zeros_like(h)
+    return h, jv
+
+
+def _hutchinson(
+    encoder: nn.Module, x: Tensor, probes: int, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    b = x.shape[0]
+    xs = x if probes == 1 else x.repeat(probes, *([1] * (x.dim() - 1)))  # (P*B, ...)
+    v = _rademacher(xs.shape, x, generator)
+    h, jv = _jvp(encoder, xs, v)
+    penalty = jv.pow(2).reshape(probes, b, -1).sum(dim=2).mean(dim=0)
+    return h[:b], penalty
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API.
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(
+            f"The 'method' parameter must be one of {', '.join(METHODS)}. Got {method!r} instead."
+        )
+
+
+def _check_probes(probes: int) -> None:
+    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+        raise ValueError(
+            f"The 'probes' parameter must be an int in the range [1, inf). Got {probes!r} instead."
+        )
+
+
+def _resolve(encoder: nn.Module, x: Tensor, method: str) -> str:
+    if method != "auto":
+        return method
+    if analytic_supported(encoder):
+        return "analytic"
+    small = min(_numel(x.shape[1:]), _out_numel(encoder, x)) <= AUTO_EXACT_MAX_PASSES
+    return "exact" if small else "hutchinson"
+
+
+def encode_with_penalty(
+    encoder: nn.Module,
+    x: Tensor,
+    *,
+    method: Method | str = "auto",
+    probes: int = 1,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Code ``f(x)`` and per-sample ``||J_f(x)||_F^2`` from one shared forward pass.
+
+    Training uses this form: the analytic method reuses the pre-activations of the forward
+    pass, the Hutchinson method takes the code from the same forward-mode pass that gives
+    ``J v``, and the exact method returns the code from the vmapped Jacobian computation.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Maps a batch ``(B, ...)`` to codes ``(B, ...)``; samples must not interact (no
+        batch norm in training mode).
+    x : Tensor
+        Input batch ``(B, ...)``.
+    method : {"auto", "analytic", "exact", "hutchinson", "layerwise"}
+        See the module docstring.
+    probes : int
+        Number of random directions for ``"hutchinson"``; the variance falls as ``1/probes``.
+    generator : torch.Generator, optional
+        Source of the Hutchinson directions, for reproducible estimates.
+
+    Returns
+    -------
+    code : Tensor
+        ``encoder(x)``, shape ``(B, ...)``.
+    penalty : Tensor
+        ``(B,)``, differentiable with respect to the encoder's parameters.
+
+    Raises
+    ------
+    UnsupportedEncoderError
+        ``method="analytic"`` or ``"layerwise"`` on an encoder without that structure.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> enc = nn.Sequential(nn.Linear(6, 4), nn.Sigmoid())
+    >>> h, pen = encode_with_penalty(enc, torch.rand(3, 6), method="analytic")
+    >>> h.shape, pen.shape
+    (torch.Size([3, 4]), torch.Size([3]))
+    """
+    _check_method(method)
+    _check_probes(probes)
+    resolved = _resolve(encoder, x, method)
+    if resolved == "analytic":
+        return _layer_forward_with_penalty(_single_layer(encoder), x)
+    if resolved == "layerwise":
+        return _layerwise(encoder, x)
+    if resolved == "exact":
+        return _exact(encoder, x)
+    return _hutchinson(encoder, x, probes, generator)
+
+
+def jacobian_penalty(
+    encoder: nn.Module,
+    x: Tensor,
+    *,
+    method: Method | str = "auto",
+    probes: int = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Per-sample squared Frobenius norm of the encoder's Jacobian, ``||J_f(x_i)||_F^2``.
+
+    The same value as the second output of :func:`encode_with_penalty`; see there and the
+    module docstring for the methods.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(B,)``, differentiable with respect to the encoder's parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> enc = nn.Linear(3, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = enc.weight.fill_(1.0)
+    >>> jacobian_penalty(enc, torch.zeros(2, 3), method="analytic")
+    tensor([6., 6.], grad_fn=<ExpandBackward0>)
+    """
+    return encode_with_penalty(encoder, x, method=method, probes=probes, generator=generator)[1]
+
+
+def _layerwise(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    total = x.new_zeros(x.shape[0])
+    h = x
+    for step in _parse_steps(encoder):
+        if isinstance(step, _Layer):
+            h, penalty = _layer_forward_with_penalty(step, h)
+            total = total + penalty
+        else:
+            h = step(h)
+    return h, total
+
+
+def higher_order_penalty(
+    encoder: nn.Module,
+    x: Tensor,
+    *,
+    sigma: float,
+    corruptions: int,
+    generator: torch.Generator | None = None,
+    method: Method | str = "auto",
+) -> Tensor:
+    """CAE+H term: per-sample estimate of ``E_eps ||J_f(x) - J_f(x + eps)||_F^2``.
+
+    ``eps ~ N(0, sigma^2 I)``; the expectation is the mean over ``corruptions`` draws (Rifai et
+    al., ECML-PKDD 2011). Like the first-order penalty it is a sum over Jacobian entries, not a
+    mean, so ``gamma`` keeps one scale whatever the layer sizes.
+
+    With ``method="analytic"`` (one affine layer + elementwise activation) no Jacobian is built:
+    ``||J(x) - J(x~)||_F^2 = sum_i (s'(a_i) - s'(a~_i))^2 ||W_i||^2``. ``"exact"`` builds both
+    Jacobians; ``"hutchinson"`` uses one Rademacher direction per corruption, shared by ``x`` and
+    ``x~``, which is unbiased for the same quantity.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        The encoder ``f``.
+    x : Tensor
+        Input batch ``(B, ...)``.
+    sigma : float
+        Standard deviation of the Gaussian corruption.
+    corruptions : int
+        Number of corrupted copies of each sample.
+    generator : torch.Generator, optional
+        Source of the corruptions (and Hutchinson directions).
+    method : str
+        As in :func:`jacobian_penalty`, except ``"layerwise"``.
+
+    Returns
+    -------
+    Tensor
+        ``(B,)``, differentiable with respect to the encoder's parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> enc = nn.Sequential(nn.Linear(5, 3), nn.Tanh())
+    >>> higher_order_penalty(enc, torch.rand(4, 5), sigma=0.1, corruptions=2).shape
+    torch.Size([4])
+    """
+    _check_method(method)
+    if method == "layerwise":
+        raise ValueError("higher_order_penalty does not support method='layerwise'.")
+    if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
+        raise ValueError(
+            f"The 'sigma' parameter must be a float in the range (0, inf). Got {sigma!r} instead."
+        )
+    if isinstance(corruptions, bool) or not isinstance(corruptions, int) or corruptions < 1:
+        raise ValueError(
+            "The 'corruptions' parameter must be an int in the range [1, inf). "
+            f"Got {corruptions!r} instead."
+        )
+    b = x.shape[0]
+    reps = (corruptions, *([1] * (x.dim() - 1)))
+    eps = torch.randn(
+        (corruptions * b, *x.shape[1:]), generator=generator, dtype=x.dtype, device=x.device
+    )
+    x_tilde = x.repeat(reps) + sigma * eps  # (C*B, ...)
+    resolved = _resolve(encoder, x, method)
+
+    if resolved == "analytic":
+        layer = _single_layer(encoder)
+        both = torch.cat([x, x_tilde])  # one affine call for clean and corrupted inputs
+        a = layer.affine(both)
+        norms = _row_sq_norms(layer.affine, x)
+        if layer.activation is None:
+            return x.new_zeros(b)  # a linear encoder has a constant Jacobian
+        h = layer.activation(a)
+        deriv = _derivative(layer.activation)
+        assert deriv is not None
+        s = deriv(layer.activation, a, h)
+        s_clean, s_tilde = s[:b], s[b:]
+        diff2 = (s_clean.repeat((corruptions, *([1] * (s.dim() - 1)))) - s_tilde) ** 2
+        if isinstance(layer.affine, nn.Linear):
+            per = (diff2 @ norms).reshape(corruptions * b, -1).sum(dim=1)
+        else:
+            per = (diff2 * norms).flatten(1).sum(dim=1)
+        return per.reshape(corruptions, b).mean(dim=0)
+
+    if resolved == "exact":
+        j_clean, _ = _exact_jacobian(encoder, x)
+        j_tilde, _ = _exact_jacobian(encoder, x_tilde)
+        diff = j_clean.repeat(corruptions, 1, 1) - j_tilde
+        return diff.pow(2).sum(dim=(1, 2)).reshape(corruptions, b).mean(dim=0)
+
+    v = _rademacher(x_tilde.shape, x, generator)
+    _, jv = _jvp(encoder, torch.cat([x.repeat(reps), x_tilde]), torch.cat([v, v]))
+    n = corruptions * b
+    per = (jv[:n] - jv[n:]).pow(2).reshape(n, -1).sum(dim=1)
+    return per.reshape(corruptions, b).mean(dim=0)
