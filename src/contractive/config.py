@@ -1,0 +1,268 @@
+"""One configuration for a training run, shared by the Python API, TOML files and the CLI.
+
+:class:`Config` is the single source of every option: the ``contractive train`` command builds
+its flags from the fields below (their ``help`` metadata is the flag's help), a TOML file sets
+the same keys, and ``config.json`` in a run folder stores them. Every default carries a comment
+saying why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError
+from .nn import ACTIVATIONS
+from .penalties import METHODS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["CONFIG_FORMAT_VERSION", "Config", "load_toml"]
+
+#: Bumped when config.json changes incompatibly; a newer file is refused with a clear message.
+CONFIG_FORMAT_VERSION = 1
+
+_OPTIMIZERS = ("adam", "sgd")
+_SCHEDULES = ("none", "cosine", "step")
+_LOSSES = ("bce", "mse")
+_ARCHITECTURES = ("mlp", "conv")
+_SCALES = ("auto", "minmax", "none")
+
+
+def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    meta = {"help": help, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class Config:
+    """Everything a training run needs; ``contractive train`` exposes each field as a flag.
+
+    Examples
+    --------
+    >>> cfg = Config(hidden=[32], epochs=2)
+    >>> cfg.contraction
+    0.1
+    >>> Config.from_dict({"epochs": 3}).epochs
+    3
+    """
+
+    # --- data -------------------------------------------------------------------------------
+    # The bundled digits need no download, so the default run works offline.
+    data: str = _opt("digits", "digits, mnist, fashion-mnist, or a .npy/.npz/.csv path")
+    data_dir: str | None = _opt(None, "folder holding the dataset files (else cache/download)")
+    # Image sets are divided by 255 under "auto"; user files are taken as they are.
+    scale: str = _opt("auto", "scaling of the inputs", choices=_SCALES)
+    label_column: str | None = _opt(None, "CSV/NPZ label column (name or index), if any")
+
+    # --- model ------------------------------------------------------------------------------
+    architecture: str = _opt("mlp", "encoder type", choices=_ARCHITECTURES)
+    # One sigmoid layer is the paper's CAE; 100 units keep the digits demo under a minute.
+    hidden: list[int] = _opt([100], "hidden sizes (mlp) or channels (conv), comma-separated")  # noqa: RUF009
+    activation: str = _opt("sigmoid", "encoder activation", choices=tuple(ACTIVATIONS))
+    # Tying rules out the 'shrink in the encoder, grow in the decoder' solution (paper, 1).
+    tied: bool = _opt(True, "decoder uses the transposed encoder weights")
+    # Cross-entropy with a sigmoid output is the paper's choice for data in [0, 1].
+    loss: str = _opt("bce", "reconstruction loss (bce needs data in [0, 1])", choices=_LOSSES)
+    kernel_size: int = _opt(5, "conv kernel size")
+    stride: int = _opt(2, "conv stride")
+    padding: int = _opt(2, "conv zero padding")
+
+    # --- objective --------------------------------------------------------------------------
+    # lambda on the per-sample ||J||_F^2, on the scale of a loss summed over features.
+    contraction: float = _opt(0.1, "lambda: weight of the Jacobian penalty")
+    penalty: str = _opt("auto", "how ||J_f(x)||_F^2 is computed", choices=METHODS)
+    probes: int = _opt(1, "random directions per sample for --penalty hutchinson")
+    # CAE+H is off unless asked for: it costs `ho_corruptions` extra encoder passes.
+    higher_order: float = _opt(0.0, "gamma: weight of the CAE+H Hessian penalty")
+    ho_sigma: float = _opt(0.1, "std of the CAE+H input corruption")
+    ho_corruptions: int = _opt(4, "corrupted copies per sample for CAE+H")
+    weight_decay: float = _opt(0.0, "L2 penalty on the weights (AE+wd baseline)")
+    noise_std: float = _opt(0.0, "Gaussian input noise std (DAE-g)")
+    mask_prob: float = _opt(0.0, "masking noise probability (DAE-b)")
+
+    # --- optimisation -----------------------------------------------------------------------
+    # Adam converges in a few epochs without tuning; plain SGD is there for the paper's setup.
+    optimizer: str = _opt("adam", "optimizer", choices=_OPTIMIZERS)
+    lr: float = _opt(1e-3, "learning rate")
+    momentum: float = _opt(0.9, "SGD momentum")
+    # 128 fills two cores' matrix units; smaller batches are dominated by per-step overhead.
+    batch_size: int = _opt(128, "minibatch size")
+    epochs: int = _opt(20, "passes over the training data")
+    schedule: str = _opt("none", "learning-rate schedule over epochs", choices=_SCHEDULES)
+    validation_fraction: float = _opt(0.1, "fraction of the training data held out")
+    # Early stopping is off by default: a CAE's validation loss rarely rises.
+    patience: int = _opt(0, "early stopping: epochs without improvement (0: off)")
+    seed: int = _opt(0, "random seed (initialisation, shuffling, noise, probes)")
+    device: str = _opt("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
+    bf16: bool = _opt(False, "bfloat16 autocast on CUDA")
+    # Epoch-end checkpoints are cheap; step checkpoints are for very long epochs.
+    checkpoint_every: int = _opt(0, "also checkpoint every N steps (0: epoch ends only)")
+
+    # ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Names of every option, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "config") -> Config:
+        """Build and validate a config from a mapping; unknown keys are an error.
+
+        Parameters
+        ----------
+        values : mapping
+            Option names to values, e.g. parsed from TOML or JSON.
+        source : str
+            Where the values came from, for error messages.
+        """
+        valid = cls.field_names()
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ConfigError(
+                f"Unknown key(s) in {source}: {', '.join(unknown)}. Valid keys: {', '.join(valid)}."
+            )
+        hints = typing.get_type_hints(cls)
+        kwargs = {k: _coerce(k, v, hints[k], source) for k, v in values.items()}
+        config = cls(**kwargs)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of every option."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Config:
+        """A validated copy with some options changed."""
+        merged = {**self.to_dict(), **changes}
+        return Config.from_dict(merged)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid option, its constraint and value."""
+        for name in self.field_names():
+            choices = next(f for f in dataclasses.fields(self) if f.name == name).metadata.get(
+                "choices"
+            )
+            value = getattr(self, name)
+            if choices and value not in choices:
+                _fail(name, f"a str among {{{', '.join(repr(c) for c in choices)}}}", value)
+        _check_range("contraction", self.contraction, 0.0, inclusive_low=True)
+        _check_range("higher_order", self.higher_order, 0.0, inclusive_low=True)
+        _check_range("ho_sigma", self.ho_sigma, 0.0, inclusive_low=False)
+        _check_range("weight_decay", self.weight_decay, 0.0, inclusive_low=True)
+        _check_range("noise_std", self.noise_std, 0.0, inclusive_low=True)
+        _check_range("lr", self.lr, 0.0, inclusive_low=False)
+        _check_range("momentum", self.momentum, 0.0, inclusive_low=True, high=1.0)
+        _check_range("mask_prob", self.mask_prob, 0.0, inclusive_low=True, high=1.0)
+        if not (0.0 <= self.validation_fraction < 1.0):
+            _fail("validation_fraction", "a float in the range [0, 1)", self.validation_fraction)
+        for name in ("epochs", "batch_size", "probes", "ho_corruptions", "kernel_size", "stride"):
+            if getattr(self, name) < 1:
+                _fail(name, "an int in the range [1, inf)", getattr(self, name))
+        for name in ("padding", "patience", "seed", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                _fail(name, "an int in the range [0, inf)", getattr(self, name))
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            _fail("hidden", "a non-empty list of ints in the range [1, inf)", self.hidden)
+        if self.device != "auto" and not (
+            self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
+        ):
+            _fail("device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+
+
+def _fail(name: str, constraint: str, value: Any) -> typing.NoReturn:
+    raise ConfigError(f"The '{name}' parameter must be {constraint}. Got {value!r} instead.")
+
+
+def _check_range(
+    name: str, value: float, low: float, *, inclusive_low: bool, high: float | None = None
+) -> None:
+    ok = math.isfinite(value) and (value >= low if inclusive_low else value > low)
+    if high is not None:
+        ok = ok and value <= high
+    if not ok:
+        left = "[" if inclusive_low else "("
+        right = f"{high:g}]" if high is not None else "inf)"
+        _fail(name, f"a float in the range {left}{low:g}, {right}", value)
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    """Check a raw value against a field's type; ints are accepted where floats are."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        _fail(name, "a bool", value)
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        _fail(name, "an int", value)
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        _fail(name, "a float", value)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if name == "label_column" and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        _fail(name, "a str", value)
+    if origin is list and args == (int,):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return [value]
+        if isinstance(value, list | tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            return list(value)
+        _fail(name, "a list of ints", value)
+    raise ConfigError(f"Cannot read the '{name}' parameter from {source}.")  # pragma: no cover
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a flat dict of options.
+
+    Tables (``[model]``, ``[train]``, ...) are allowed for readability and flattened: their keys
+    are the same option names as at the top level.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"No such config file: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        items = value.items() if isinstance(value, dict) else [(key, value)]
+        for k, v in items:
+            if k in flat:
+                raise ConfigError(f"{path} sets '{k}' twice.")
+            flat[k] = v
+    return flat
+
+
+def config_to_json(config: Config, extra: Mapping[str, Any]) -> str:
+    """The text of a run folder's config.json: the options plus what the run derived."""
+    payload = {"format_version": CONFIG_FORMAT_VERSION, "config": config.to_dict(), **extra}
+    return json.dumps(payload, indent=2, sort_keys=False) + "\n"

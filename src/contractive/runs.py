@@ -1,0 +1,316 @@
+"""Run folders: atomic writes, safetensors weights, JSON config, loading without pickle.
+
+A run folder holds
+
+``config.json``
+    The options (:class:`contractive.config.Config`) and what the run derived from the data
+    (input size, image shape, scaling), enough to rebuild the model and continue.
+``model.safetensors``
+    The model's weights, rewritten at the end of every epoch.
+``checkpoint.safetensors``
+    Model, optimizer and best-so-far weights as tensors, with the rest of the training state
+    (epoch, step, scheduler, generator states, running sums) as JSON in the file's metadata,
+    so that one rename makes the whole checkpoint current.
+``metrics.jsonl``
+    One JSON object per finished epoch.
+
+Every file is written to a temporary file in the same folder, flushed to disk, then renamed
+over the old one: a kill at any instant leaves the previous version readable. Nothing is ever
+unpickled: safetensors and JSON hold everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import CONFIG_FORMAT_VERSION, Config, config_to_json
+from .exceptions import CheckpointError, ConfigError, DataError
+from .nn import Autoencoder, conv_autoencoder, mlp_autoencoder
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "Run",
+    "atomic_write_bytes",
+    "build_model",
+    "load_run",
+]
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.safetensors"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+METRICS_FILE = "metrics.jsonl"
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    Raises
+    ------
+    CheckpointError
+        The write failed (disk full, read-only folder, ...); the previous file is untouched.
+    """
+    path = Path(path)
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise CheckpointError(
+            f"Could not write {path}: {exc.strerror or exc}. The previous version of the file, "
+            "if any, is intact; free some space or choose another --out folder."
+        ) from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform, hence best effort.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_tensors(
+    path: Path, tensors: Mapping[str, Tensor], metadata: Mapping[str, str] | None = None
+) -> None:
+    """Atomically write tensors (and string metadata) as a safetensors file."""
+    from safetensors.torch import save
+
+    contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(contiguous, metadata=dict(metadata or {})))
+
+
+def load_tensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Read a safetensors file (never unpickles); raise CheckpointError if it is damaged."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing.")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({exc}); it may be truncated or "
+            "corrupt. Re-run training, or resume from a run folder whose files are intact."
+        ) from None
+    return tensors, metadata
+
+
+def build_model(
+    config: Config, n_features: int, image_shape: tuple[int, ...] | None
+) -> Autoencoder:
+    """The autoencoder a config describes, for inputs of ``n_features`` values.
+
+    Parameters
+    ----------
+    config : Config
+        Model options (architecture, hidden, activation, tied, loss, conv geometry).
+    n_features : int
+        Input size.
+    image_shape : tuple of int or None
+        ``(H, W)`` or ``(C, H, W)``; required by the conv architecture.
+    """
+    output_activation = "sigmoid" if config.loss == "bce" else "identity"
+    if config.architecture == "conv":
+        if image_shape is None:
+            raise ConfigError(
+                "The 'architecture' parameter 'conv' needs image data (digits, mnist, "
+                "fashion-mnist, or a 3-D/4-D .npy stack); this data has no image shape."
+            )
+        return conv_autoencoder(
+            image_shape,
+            config.hidden,
+            kernel_size=config.kernel_size,
+            stride=config.stride,
+            padding=config.padding,
+            activation=config.activation,
+            output_activation=output_activation,
+            tied=config.tied,
+        )
+    return mlp_autoencoder(
+        [n_features, *config.hidden],
+        activation=config.activation,
+        output_activation=output_activation,
+        tied=config.tied,
+    )
+
+
+def write_config(run_dir: Path, config: Config, meta: Mapping[str, Any]) -> None:
+    """Atomically write ``config.json``."""
+    atomic_write_bytes(run_dir / CONFIG_FILE, config_to_json(config, meta).encode())
+
+
+def read_config(run_dir: Path) -> tuple[Config, dict[str, Any]]:
+    """Read ``config.json``: the options and the derived metadata."""
+    path = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise CheckpointError(f"No such run folder: {run_dir}")
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path} is missing: {run_dir} is not a complete run folder (expected "
+            f"{CONFIG_FILE}, {MODEL_FILE}, {METRICS_FILE})."
+        )
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}).") from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path} does not hold a JSON object.")
+    version = payload.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path} has no 'format_version'; it was not written by contractive.")
+    if version > CONFIG_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer contractive (format {version}; this version reads "
+            f"up to {CONFIG_FORMAT_VERSION}). Upgrade contractive to read it."
+        )
+    missing = [k for k in ("config", "n_features") if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path} lacks the key(s) {', '.join(missing)}.")
+    try:
+        config = Config.from_dict(payload["config"], source=str(path))
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    meta = {k: v for k, v in payload.items() if k not in ("config", "format_version")}
+    return config, meta
+
+
+@dataclass
+class Run:
+    """A trained model reloaded from its run folder, ready to encode and reconstruct.
+
+    Attributes
+    ----------
+    path : Path
+        The run folder.
+    config : Config
+        The options it was trained with.
+    meta : dict
+        What training derived: ``n_features``, ``image_shape``, ``scaling``, ``world_size``...
+    model : Autoencoder
+        The model with the saved weights, in eval mode, on the CPU.
+
+    Examples
+    --------
+    >>> run = load_run("runs/demo")  # doctest: +SKIP
+    >>> features = run.encode(X)  # doctest: +SKIP
+    """
+
+    path: Path
+    config: Config
+    meta: dict[str, Any]
+    model: Autoencoder
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def n_features(self) -> int:
+        """Input size the model was trained on."""
+        return int(self.meta["n_features"])
+
+    def prepare(self, X: np.ndarray) -> Tensor:
+        """Check ``X`` against the training data's shape and apply the training scaling."""
+        if X.ndim != 2:
+            X = X.reshape(X.shape[0], -1)
+        if X.shape[1] != self.n_features:
+            raise DataError(
+                f"X has {X.shape[1]} features, but the model in {self.path} was trained on "
+                f"{self.n_features}."
+            )
+        X = np.asarray(X, dtype=np.float32)
+        scaling = self.meta.get("scaling")
+        if scaling:
+            lo = np.asarray(scaling["min"], dtype=np.float32)
+            span = np.asarray(scaling["max"], dtype=np.float32) - lo
+            span[span == 0] = 1.0
+            X = np.clip((X - lo) / span, 0.0, 1.0)
+        return torch.from_numpy(np.ascontiguousarray(X))
+
+    @torch.no_grad()
+    def encode(self, X: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
+        """Codes of ``X`` (n_samples, n_features) as a float32 array ``(n_samples, d_h)``."""
+        x = self.prepare(X)
+        parts = [
+            self.model.encode(x[i : i + batch_size].to(self.device)).flatten(1).cpu()
+            for i in range(0, x.shape[0], batch_size)
+        ]
+        return torch.cat(parts).numpy()
+
+    @torch.no_grad()
+    def reconstruct(self, X: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
+        """Reconstructions of ``X``, same shape, in the model's (scaled) input space."""
+        x = self.prepare(X)
+        parts = [
+            self.model(x[i : i + batch_size].to(self.device)).x_hat.cpu()
+            for i in range(0, x.shape[0], batch_size)
+        ]
+        return torch.cat(parts).numpy()
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Load a run folder: config.json and model.safetensors (no pickle anywhere).
+
+    Raises
+    ------
+    CheckpointError
+        A file is missing, truncated, corrupt, from a newer version, or does not match the
+        model the config describes.
+    """
+    run_dir = Path(path)
+    config, meta = read_config(run_dir)
+    image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
+    model = build_model(config, int(meta["n_features"]), image_shape)
+    tensors, _ = load_tensors(run_dir / MODEL_FILE)
+    load_state(model, tensors, run_dir / MODEL_FILE)
+    model.eval()
+    return Run(run_dir, config, meta, model)
+
+
+def load_state(model: torch.nn.Module, tensors: Mapping[str, Tensor], path: Path) -> None:
+    """Load weights strictly, turning a mismatch into a CheckpointError naming the file."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    bad_shape = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or bad_shape:
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unexpected {', '.join(unexpected)}" if unexpected else "",
+                f"wrong shape {', '.join(bad_shape)}" if bad_shape else "",
+            )
+            if part
+        )
+        raise CheckpointError(f"{path} does not match the model in config.json ({detail}).")
+    model.load_state_dict(dict(tensors))

@@ -1,0 +1,269 @@
+"""A user's main job in one call: load data, train into a run folder, resume, reload.
+
+:func:`train_run` is what ``contractive train`` does; it is public so that notebooks and
+scripts get the same run folders as the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .callbacks import EpochLogger, ProgressBar, RunWriter, config_summary
+from .config import Config
+from .data import Dataset, check_unit_interval, load_dataset, train_validation_split
+from .exceptions import CheckpointError, ConfigError
+from .runs import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    Run,
+    build_model,
+    read_config,
+)
+from .train import Callback, EarlyStopping, Trainer
+
+__all__ = ["PreparedData", "prepare_data", "resume_run", "train_run"]
+
+_RUN_FILES = (
+    CONFIG_FILE,
+    MODEL_FILE,
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    "filters.png",
+    "reconstructions.png",
+)
+
+
+@dataclass
+class PreparedData:
+    """Training and validation inputs as the trainer takes them, plus what to record."""
+
+    X_train: torch.Tensor | np.ndarray
+    X_val: torch.Tensor | None
+    meta: dict[str, Any]
+    dataset: Dataset
+
+
+def _fingerprint(X: np.ndarray) -> str:
+    # Enough to notice that a resumed run was given other data; reads the array once.
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(str(X.shape).encode())
+    step = max(1, X.shape[0] // 4096)
+    digest.update(np.ascontiguousarray(X[::step]).tobytes())
+    return digest.hexdigest()
+
+
+def prepare_data(config: Config, *, mmap: bool = False) -> PreparedData:
+    """Load ``config.data``, split off validation data, scale, and check it fits the loss."""
+    minmax = config.scale == "minmax"
+    label: str | int | None = config.label_column
+    if isinstance(label, str) and label.lstrip("-").isdigit():
+        label = int(label)
+    ds = load_dataset(
+        config.data,
+        split="train",
+        data_dir=config.data_dir,
+        scale="none" if minmax else config.scale,
+        label_column=label,
+        mmap=mmap,
+    )
+    train_idx, val_idx = train_validation_split(
+        ds.n_samples, config.validation_fraction, config.seed
+    )
+    meta: dict[str, Any] = {
+        "n_features": ds.n_features,
+        "image_shape": list(ds.image_shape) if ds.image_shape else None,
+        "data": {
+            "source": ds.name,
+            "n_train": len(train_idx),
+            "n_val": len(val_idx),
+        },
+        "scaling": None,
+    }
+    if isinstance(ds.X, np.memmap):
+        X_all: np.ndarray = ds.X
+        X_train: torch.Tensor | np.ndarray = X_all  # batches are read from the file
+        if len(val_idx):
+            raise ConfigError(
+                "A memory-mapped dataset is trained without a validation split: "
+                "set validation_fraction = 0."
+            )
+        meta["data"]["fingerprint"] = _fingerprint(X_all)
+        return PreparedData(X_train, None, meta, ds)
+    X = ds.X
+    if minmax:
+        # Fitted on the training split only and stored, so encode applies the same map.
+        lo = X[train_idx].min(axis=0)
+        hi = X[train_idx].max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0).astype(np.float32)
+        X = np.clip((X - lo) / span, 0.0, 1.0).astype(np.float32)
+        meta["scaling"] = {"kind": "minmax", "min": lo.tolist(), "max": hi.tolist()}
+    if config.loss == "bce":
+        check_unit_interval(X, ds.name)
+    meta["data"]["fingerprint"] = _fingerprint(X)
+    X_train_t = torch.from_numpy(np.ascontiguousarray(X[train_idx]))
+    X_val_t = torch.from_numpy(np.ascontiguousarray(X[val_idx])) if len(val_idx) else None
+    return PreparedData(X_train_t, X_val_t, meta, ds)
+
+
+def _callbacks(run_dir: Path, meta: dict[str, Any], quiet: bool) -> list[Callback]:
+    callbacks: list[Callback] = [RunWriter(run_dir, meta)]
+    if not quiet:
+        callbacks += [ProgressBar(), EpochLogger(), EarlyStopping(_log)]
+    return callbacks
+
+
+def _log(message: str) -> None:
+    import sys
+
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+def _write_plots(run: Run, prepared: PreparedData) -> None:
+    shape = prepared.meta.get("image_shape")
+    if not shape:
+        return
+    from .plots import plot_filters, plot_reconstructions
+
+    X = prepared.X_val if prepared.X_val is not None else prepared.X_train
+    x = np.asarray(X[:10], dtype=np.float32)
+    with torch.no_grad():
+        x_hat = run.model(torch.from_numpy(x)).x_hat.numpy()
+    plot_filters(run.model.encoder, tuple(shape), run.path / "filters.png")
+    plot_reconstructions(x, x_hat, tuple(shape), run.path / "reconstructions.png")
+
+
+def train_run(
+    config: Config,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    quiet: bool = False,
+    plots: bool = True,
+    mmap: bool = False,
+) -> Run:
+    """Train a model from ``config`` into the run folder ``out``.
+
+    Parameters
+    ----------
+    config : Config
+        All options.
+    out : str or Path
+        Run folder; created if missing. One that already holds a run is refused unless
+        ``overwrite`` (which deletes only the run's own files).
+    overwrite : bool
+        Start again in a folder that holds a run.
+    quiet : bool
+        No progress bar or epoch lines.
+    plots : bool
+        Write ``filters.png`` and ``reconstructions.png`` when the data are images.
+    mmap : bool
+        Memory-map a ``.npy`` dataset instead of loading it.
+
+    Returns
+    -------
+    Run
+        The trained model, ready to encode.
+
+    Examples
+    --------
+    >>> from contractive.config import Config
+    >>> run = train_run(Config(epochs=1), "runs/doc", overwrite=True, quiet=True)  # doctest: +SKIP
+    """
+    run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} exists and is not a folder.")
+    existing = [name for name in _RUN_FILES if (run_dir / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"{run_dir} already holds a run ({', '.join(existing)}): pass --resume {run_dir} "
+            "to continue it, or --overwrite to start again."
+        )
+    prepared = prepare_data(config, mmap=mmap)
+    for name in existing:
+        (run_dir / name).unlink()
+    torch.manual_seed(config.seed)
+    image_shape = tuple(prepared.meta["image_shape"]) if prepared.meta["image_shape"] else None
+    model = build_model(config, prepared.meta["n_features"], image_shape)
+    prepared.meta["world_size"] = 1
+    trainer = Trainer(model, config, callbacks=_callbacks(run_dir, prepared.meta, quiet))
+    if not quiet:
+        _log(f"Training {config_summary(config)} on {prepared.dataset.name} -> {run_dir}")
+    trainer.fit(prepared.X_train, prepared.X_val, handle_sigint=True)
+    return _finish(trainer, run_dir, config, prepared, plots)
+
+
+def _finish(
+    trainer: Trainer, run_dir: Path, config: Config, prepared: PreparedData, plots: bool
+) -> Run:
+    model = trainer.model.to("cpu").eval()
+    run = Run(run_dir, config, prepared.meta, model)  # type: ignore[arg-type]
+    if plots:
+        _write_plots(run, prepared)
+    return run
+
+
+def resume_run(
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    quiet: bool = False,
+    plots: bool = True,
+    data_dir: str | None = None,
+) -> Run:
+    """Continue the run in ``run_dir`` from its checkpoint.
+
+    The result is bitwise identical (on the CPU) to a run that was never interrupted.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder written by :func:`train_run`.
+    epochs : int, optional
+        A new total number of epochs (to train longer than first planned).
+    quiet, plots
+        As in :func:`train_run`.
+    data_dir : str, optional
+        Where the dataset files are now, if they moved.
+    """
+    run_dir = Path(run_dir)
+    config, meta = read_config(run_dir)
+    changes: dict[str, Any] = {}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if data_dir is not None:
+        changes["data_dir"] = data_dir
+    if changes:
+        config = config.replace(**changes)
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        raise CheckpointError(
+            f"{run_dir / CHECKPOINT_FILE} is missing: there is no checkpoint to resume from."
+        )
+    prepared = prepare_data(config, mmap=False)
+    if prepared.meta["data"]["fingerprint"] != meta.get("data", {}).get("fingerprint"):
+        raise CheckpointError(
+            f"The data loaded from {config.data!r} differ from the data {run_dir} was trained "
+            "on; resume with the same data."
+        )
+    prepared.meta = {**meta, **{k: v for k, v in prepared.meta.items() if k == "data"}}
+    torch.manual_seed(config.seed)
+    image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
+    model = build_model(config, int(meta["n_features"]), image_shape)
+    trainer = Trainer(model, config, callbacks=_callbacks(run_dir, prepared.meta, quiet))
+    RunWriter.prepare_resume(run_dir, trainer)
+    if not quiet:
+        _log(
+            f"Resuming {run_dir} at epoch {trainer.state.epoch + 1}, "
+            f"step {trainer.state.step_in_epoch} of {config.epochs} epochs"
+        )
+    trainer.fit(prepared.X_train, prepared.X_val, handle_sigint=True)
+    return _finish(trainer, run_dir, config, prepared, plots)
