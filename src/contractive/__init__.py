@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .config import Config
+from .data import Dataset, load_dataset
 from .exceptions import (
     CheckpointError,
     ConfigError,
@@ -13,25 +15,39 @@ from .exceptions import (
 from .losses import bce_loss, mse_loss, reconstruction_loss
 from .nn import Autoencoder, AutoencoderOutput, conv_autoencoder, mlp_autoencoder
 from .penalties import encode_with_penalty, higher_order_penalty, jacobian_penalty
+from .runs import Run, load_run
+from .train import Callback, EpochMetrics, Trainer, fit
+from .workflow import resume_run, train_run
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Autoencoder",
     "AutoencoderOutput",
+    "Callback",
     "CheckpointError",
+    "Config",
     "ConfigError",
     "ContractiveError",
     "DataError",
+    "Dataset",
+    "EpochMetrics",
+    "Run",
+    "Trainer",
     "TrainingDivergedError",
     "UnsupportedEncoderError",
     "__version__",
     "bce_loss",
     "conv_autoencoder",
     "encode_with_penalty",
+    "fit",
     "higher_order_penalty",
     "jacobian_penalty",
+    "load_dataset",
+    "load_run",
     "mlp_autoencoder",
     "mse_loss",
     "reconstruction_loss",
+    "resume_run",
+    "train_run",
 ]

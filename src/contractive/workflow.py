@@ -244,10 +244,6 @@ def resume_run(
         changes["data_dir"] = data_dir
     if changes:
         config = config.replace(**changes)
-    if not (run_dir / CHECKPOINT_FILE).is_file():
-        raise CheckpointError(
-            f"{run_dir / CHECKPOINT_FILE} is missing: there is no checkpoint to resume from."
-        )
     prepared = prepare_data(config, mmap=False)
     if prepared.meta["data"]["fingerprint"] != meta.get("data", {}).get("fingerprint"):
         raise CheckpointError(
@@ -259,11 +255,13 @@ def resume_run(
     image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
     model = build_model(config, int(meta["n_features"]), image_shape)
     trainer = Trainer(model, config, callbacks=_callbacks(run_dir, prepared.meta, quiet))
-    RunWriter.prepare_resume(run_dir, trainer)
+    if (run_dir / CHECKPOINT_FILE).is_file():
+        RunWriter.prepare_resume(run_dir, trainer)
+        where = f"epoch {trainer.state.epoch + 1}, step {trainer.state.step_in_epoch}"
+    else:
+        # Stopped before its first checkpoint: starting over gives the same run.
+        where = "the beginning (no checkpoint was written yet)"
     if not quiet:
-        _log(
-            f"Resuming {run_dir} at epoch {trainer.state.epoch + 1}, "
-            f"step {trainer.state.step_in_epoch} of {config.epochs} epochs"
-        )
+        _log(f"Resuming {run_dir} from {where}, for {config.epochs} epochs in all")
     trainer.fit(prepared.X_train, prepared.X_val, handle_sigint=True)
     return _finish(trainer, run_dir, config, prepared, plots)
