@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/contractive train --data digits --out runs/demo --overwrite
+	$(BIN)/contractive train --data digits --out runs/demo --overwrite --epochs 150
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,0 +1,175 @@
+"""train_run / resume_run: data preparation, run folders, resume after a real SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from contractive import Config, load_run, resume_run, train_run
+from contractive.exceptions import CheckpointError, ConfigError, DataError
+from contractive.workflow import prepare_data
+
+
+def _cfg(**kw: object) -> Config:
+    return Config.from_dict({"hidden": [8], "epochs": 2, **kw})
+
+
+def test_train_run_writes_a_complete_folder(tmp_path: Path) -> None:
+    run = train_run(_cfg(), tmp_path / "run", quiet=True)
+    names = sorted(p.name for p in run.path.iterdir())
+    assert names == [
+        "checkpoint.safetensors",
+        "config.json",
+        "filters.png",
+        "metrics.jsonl",
+        "model.safetensors",
+        "reconstructions.png",
+    ]
+    lines = (run.path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    meta = json.loads((run.path / "config.json").read_text())
+    assert meta["n_features"] == 64
+    assert meta["image_shape"] == [8, 8]
+    assert meta["world_size"] == 1
+    again = load_run(run.path)
+    X = np.random.default_rng(0).random((3, 64)).astype(np.float32)
+    np.testing.assert_array_equal(again.encode(X), run.encode(X))
+
+
+def test_existing_run_needs_resume_or_overwrite(tmp_path: Path) -> None:
+    train_run(_cfg(epochs=1), tmp_path / "run", quiet=True, plots=False)
+    with pytest.raises(ConfigError, match="already holds a run .*--resume .*--overwrite"):
+        train_run(_cfg(epochs=1), tmp_path / "run", quiet=True)
+    train_run(_cfg(epochs=1, seed=3), tmp_path / "run", quiet=True, overwrite=True, plots=False)
+    assert load_run(tmp_path / "run").config.seed == 3
+
+
+def test_resume_extends_and_equals_a_longer_run(tmp_path: Path) -> None:
+    train_run(_cfg(epochs=4), tmp_path / "long", quiet=True, plots=False)
+    train_run(_cfg(epochs=2), tmp_path / "short", quiet=True, plots=False)
+    resume_run(tmp_path / "short", epochs=4, quiet=True, plots=False)
+    a = (tmp_path / "long" / "model.safetensors").read_bytes()
+    b = (tmp_path / "short" / "model.safetensors").read_bytes()
+    assert a == b
+
+
+def test_resume_refuses_other_data(tmp_path: Path) -> None:
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).random((50, 6)).astype(np.float32))
+    train_run(_cfg(data=str(data), epochs=1), tmp_path / "run", quiet=True)
+    np.save(data, np.random.default_rng(1).random((50, 6)).astype(np.float32))
+    with pytest.raises(CheckpointError, match="differ from the data .* was trained on"):
+        resume_run(tmp_path / "run", epochs=2, quiet=True)
+
+
+def test_bce_refuses_data_outside_unit_interval_and_minmax_fixes_it(tmp_path: Path) -> None:
+    data = tmp_path / "x.csv"
+    X = np.random.default_rng(0).normal(size=(40, 5)) * 3
+    np.savetxt(data, X, delimiter=",")
+    with pytest.raises(DataError, match=r"values outside \[0, 1\].*--scale minmax"):
+        prepare_data(_cfg(data=str(data)))
+    run = train_run(_cfg(data=str(data), scale="minmax"), tmp_path / "run", quiet=True)
+    scaling = run.meta["scaling"]
+    assert scaling["kind"] == "minmax"
+    assert len(scaling["min"]) == 5
+    codes = load_run(run.path).encode(X.astype(np.float32))
+    assert codes.shape == (40, 8)
+    mse = train_run(_cfg(data=str(data), loss="mse"), tmp_path / "mse", quiet=True)
+    assert mse.model.output_activation.__class__.__name__ == "Identity"
+
+
+def test_csv_label_column_is_not_a_feature(tmp_path: Path) -> None:
+    data = tmp_path / "x.csv"
+    rng = np.random.default_rng(0)
+    rows = np.column_stack([rng.integers(0, 3, 30), rng.random((30, 4))])
+    np.savetxt(data, rows, delimiter=",", header="label,a,b,c,d", comments="")
+    prepared = prepare_data(_cfg(data=str(data), label_column="label"))
+    assert prepared.meta["n_features"] == 4
+
+
+def test_mmap_training(tmp_path: Path) -> None:
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).random((60, 6)).astype(np.float32))
+    with pytest.raises(ConfigError, match="validation_fraction = 0"):
+        train_run(_cfg(data=str(data)), tmp_path / "bad", quiet=True, mmap=True)
+    run = train_run(
+        _cfg(data=str(data), validation_fraction=0.0), tmp_path / "run", quiet=True, mmap=True
+    )
+    assert run.encode(np.zeros((2, 6), dtype=np.float32)).shape == (2, 8)
+
+
+def _train_cmd(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "contractive",
+        "train",
+        "--data",
+        "digits",
+        "--out",
+        str(out),
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--checkpoint-every",
+        "5",
+        "--noise-std",
+        "0.05",
+        "--no-plots",
+        "--quiet",
+        *extra,
+    ]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_is_bitwise(tmp_path: Path) -> None:
+    """Kill a real training process at random instants; resuming ends bit for bit the same."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(_train_cmd(tmp_path / "ref"), check=True, env=env, capture_output=True)
+    reference = (tmp_path / "ref" / "model.safetensors").read_bytes()
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        out = tmp_path / f"killed{trial}"
+        proc = subprocess.Popen(_train_cmd(out), env=env, stderr=subprocess.DEVNULL)
+        ckpt = out / "checkpoint.safetensors"
+        deadline = time.monotonic() + 120
+        # Wait for the first checkpoint, then kill at a random later instant.
+        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(float(rng.uniform(0.0, 0.3)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        state = json.loads(__import__("contractive.runs").runs.load_tensors(ckpt)[1]["state"])
+        assert state["train"]["global_step"] > 0
+        resumed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "contractive",
+                "train",
+                "--resume",
+                str(out),
+                "--quiet",
+                "--no-plots",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        assert (out / "model.safetensors").read_bytes() == reference
+        ref_lines = (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()
+        got_lines = (out / "metrics.jsonl").read_text().splitlines()
+        strip = [{k: v for k, v in json.loads(x).items() if k != "time"} for x in ref_lines]
+        assert strip == [{k: v for k, v in json.loads(x).items() if k != "time"} for x in got_lines]
