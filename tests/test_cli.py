@@ -1,0 +1,286 @@
+"""The contractive command: options from Config, one-line errors, exit statuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from contractive.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    code = main(
+        [
+            "train",
+            "--data",
+            "digits",
+            "--out",
+            str(out),
+            "--hidden",
+            "12",
+            "--epochs",
+            "2",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_train_prints_run_folder(trained: Path) -> None:
+    assert (trained / "model.safetensors").is_file()
+    assert (trained / "filters.png").is_file()
+
+
+def test_progress_and_epoch_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(
+        capsys, "train", "--out", str(tmp_path / "r"), "--hidden", "4", "--epochs", "2"
+    )
+    assert code == 0
+    assert f"Run folder: {tmp_path / 'r'}" in out
+    assert "epoch 1/2  recon" in err
+    assert "epoch 2/2  recon" in err
+    assert "penalty" in err
+
+
+def test_quiet_prints_no_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(
+        capsys, "train", "--out", str(tmp_path / "r"), "--hidden", "4", "--epochs", "1", "--quiet"
+    )
+    assert code == 0
+    assert err == ""
+
+
+def test_every_config_field_is_a_flag() -> None:
+    from contractive.cli import _build_parser
+    from contractive.config import Config
+
+    help_text = _build_parser()._subparsers._group_actions[0].choices["train"].format_help()  # type: ignore[union-attr]
+    for name in Config.field_names():
+        assert "--" + name.replace("_", "-") in help_text
+
+
+def test_toml_config_and_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    toml = tmp_path / "exp.toml"
+    toml.write_text("hidden = [6]\nepochs = 1\ncontraction = 0.5\n[optim]\nlr = 0.01\n")
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--config",
+        str(toml),
+        "--out",
+        str(tmp_path / "r"),
+        "--contraction",
+        "0.25",
+        "--quiet",
+    )
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert (cfg["hidden"], cfg["contraction"], cfg["lr"]) == ([6], 0.25, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--epochs", "x", "--out", "r"], "argument --epochs: invalid int value: 'x'"),
+        (
+            ["train", "--activation", "swish", "--out", "r"],
+            "argument --activation: invalid choice: 'swish'",
+        ),
+        (["train", "--hidden", "10,a", "--out", "r"], "expected comma-separated integers"),
+        (
+            ["train", "--epochs", "0", "--out", "r"],
+            "The 'epochs' parameter must be an int in the range",
+        ),
+        (
+            ["train", "--contraction", "-1", "--out", "r"],
+            "The 'contraction' parameter must be a float in the range",
+        ),
+        (
+            ["train", "--contraction", "nan", "--out", "r"],
+            "The 'contraction' parameter must be a float",
+        ),
+        (["train"], "train needs --out RUN"),
+        (
+            ["train", "--resume", "r", "--lr", "0.1"],
+            "only --epochs, --data-dir may be given \\(got --lr\\)",
+        ),
+        (["train", "--resume", "r", "--out", "x"], "--resume RUN continues RUN"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "the following arguments are required: COMMAND"),
+        (["encode", "r", "--out", "x.txt"], "expected a .npy, .npz or .csv file name"),
+    ],
+)
+def test_usage_errors_exit_2_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert err.startswith("contractive")
+    assert "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+
+
+def test_unknown_toml_key_lists_valid_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    toml = tmp_path / "exp.toml"
+    toml.write_text("lamda = 0.1\n")
+    code, _, err = _run(capsys, "train", "--config", str(toml), "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert "Unknown key(s) in " in err
+    assert "Valid keys: data, data_dir," in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--data", "nothing.npy", "--out", "r"], "No such file: nothing.npy"),
+        (["train", "--data", "foo", "--out", "r"], "Unknown dataset 'foo'"),
+        (["info", "missing"], "No such run folder: missing"),
+        (["encode", "missing", "--out", "x.npy"], "No such run folder: missing"),
+    ],
+)
+def test_runtime_errors_exit_1_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, *argv)
+    assert code == 1
+    assert err.count("\n") == 1
+    assert message in err
+
+
+def test_existing_run_is_a_usage_error(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "train", "--out", str(trained), "--epochs", "1")
+    assert code == 2
+    assert "already holds a run" in err
+
+
+def test_diverging_loss_exits_1_with_advice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "big.npy"
+    np.save(data, np.full((64, 4), 1e30, dtype=np.float32))
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--loss",
+        "mse",
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+        "--hidden",
+        "3",
+    )
+    assert code == 1
+    assert "Lower the learning rate" in err
+    assert "last good checkpoint" in err
+
+
+def test_info_text_and_json(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "info", str(trained))
+    assert code == 0
+    assert "mlp 64 -> 12, sigmoid, tied" in out
+    assert "epochs       2/2" in out
+    code, out, _ = _run(capsys, "info", str(trained), "--json")
+    info = json.loads(out)
+    assert info["epochs_done"] == 2
+    assert info["resumable"] is True
+    assert info["parameters"] == 64 * 12 + 12 + 64
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv"])
+def test_encode_formats(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    out = tmp_path / f"codes{suffix}"
+    code, stdout, err = _run(capsys, "encode", str(trained), "--data", "digits", "--out", str(out))
+    assert code == 0, err
+    assert "Wrote codes 360 x 12" in stdout
+    if suffix == ".npy":
+        assert np.load(out).shape == (360, 12)
+    elif suffix == ".npz":
+        with np.load(out) as z:
+            assert z["X"].shape == (360, 12)
+            assert z["y"].shape == (360,)
+    else:
+        assert np.loadtxt(out, delimiter=",").shape == (360, 12)
+
+
+def test_reconstruct_with_png(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _stdout, err = _run(
+        capsys,
+        "reconstruct",
+        str(trained),
+        "--split",
+        "train",
+        "--out",
+        str(tmp_path / "r.npy"),
+        "--png",
+        str(tmp_path / "r.png"),
+    )
+    assert code == 0, err
+    assert np.load(tmp_path / "r.npy").shape == (1437, 64)
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_encode_feature_mismatch_is_one_line(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "wrong.npy"
+    np.save(data, np.zeros((3, 10), dtype=np.float32))
+    code, _, err = _run(
+        capsys, "encode", str(trained), "--data", str(data), "--out", str(tmp_path / "c.npy")
+    )
+    assert code == 1
+    assert "X has 10 features, but the model in" in err
+
+
+def test_debug_shows_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="No such run folder"):
+        main(["--debug", "info", str(tmp_path / "nope")])
+
+
+def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "contractive", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("contractive 0.1.0")
+    result = subprocess.run(
+        [sys.executable, "-m", "contractive", "info", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"contractive: error: No such run folder: {tmp_path / 'x'}\n"
