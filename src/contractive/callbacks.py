@@ -126,16 +126,22 @@ class RunWriter(Callback):
         self.run_dir = Path(run_dir)
         self.meta = meta
 
+    # Under torchrun every process runs this callback (a checkpoint gathers state from all of
+    # them), and process 0 alone writes.
+
     def on_train_begin(self, trainer: Trainer) -> None:
+        if trainer.rank != 0:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(self.run_dir, trainer.config, self.meta)
         if trainer.state.global_step == 0:
             atomic_write_bytes(self.run_dir / METRICS_FILE, b"")
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
-        with (self.run_dir / METRICS_FILE).open("a") as fh:
-            fh.write(metrics_line(metrics))
-        save_tensors(self.run_dir / MODEL_FILE, trainer.model.state_dict())
+        if trainer.rank == 0:
+            with (self.run_dir / METRICS_FILE).open("a") as fh:
+                fh.write(metrics_line(metrics))
+            save_tensors(self.run_dir / MODEL_FILE, trainer.model.state_dict())
         self.save_checkpoint(trainer)
 
     def on_checkpoint(self, trainer: Trainer) -> None:
@@ -143,14 +149,16 @@ class RunWriter(Callback):
 
     def on_train_end(self, trainer: Trainer) -> None:
         # After early stopping the best weights were restored: they are the model.
-        save_tensors(self.run_dir / MODEL_FILE, trainer.model.state_dict())
+        if trainer.rank == 0:
+            save_tensors(self.run_dir / MODEL_FILE, trainer.model.state_dict())
 
     def save_checkpoint(self, trainer: Trainer) -> None:
         """Write checkpoint.safetensors atomically (tensors + JSON state in its metadata)."""
         import json
 
         tensors, state = trainer.checkpoint()
-        save_tensors(self.run_dir / CHECKPOINT_FILE, tensors, {"state": json.dumps(state)})
+        if trainer.rank == 0:
+            save_tensors(self.run_dir / CHECKPOINT_FILE, tensors, {"state": json.dumps(state)})
 
     @staticmethod
     def prepare_resume(run_dir: Path, trainer: Trainer) -> None:

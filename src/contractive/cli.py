@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import io
 import json
+import os
 import sys
 import typing
 from collections.abc import Sequence
@@ -178,6 +179,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
             mmap=args.mmap,
         )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, process 0 speaks for all
     last = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])
     print(f"Run folder: {run.path}")
     summary = f"  final recon {last['recon']:.4f}"

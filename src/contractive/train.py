@@ -24,7 +24,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import Config
-from .exceptions import ContractiveError, TrainingDivergedError
+from .exceptions import ConfigError, ContractiveError, TrainingDivergedError
 from .losses import LOSSES
 from .penalties import analytic_supported, encode_with_penalty, higher_order_penalty
 
@@ -128,6 +128,41 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _dist_info() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside torch.distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _sampler(n: int, rank: int, world_size: int, seed: int) -> Any:
+    from torch.utils.data.distributed import DistributedSampler
+
+    # DistributedSampler only needs len(dataset); no per-sample Python in the loop.
+    return DistributedSampler(
+        range(n),  # type: ignore[arg-type]
+        num_replicas=world_size,
+        rank=rank,
+        shuffle=True,
+        seed=seed,
+        drop_last=False,
+    )
+
+
+class _ObjectiveModule(nn.Module):
+    """The trainer's objective as a module, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.model = trainer.model
+        self._trainer = [trainer]  # a list keeps the trainer out of the module tree
+
+    def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return self._trainer[0].objective(x)
+
+
 def _seed_for(seed: int, epoch: int, stream: int) -> int:
     # Distinct, reproducible seeds per (run seed, epoch, stream), all below 2**63.
     return (seed * 1_000_003 + epoch * 7_919 + stream * 104_729) % (2**63 - 1)
@@ -182,6 +217,21 @@ class Trainer:
         self._loss_fn = LOSSES[config.loss][0]
         # The penalty is logged even for AE baselines (lambda 0) when it costs nothing.
         self._track_penalty = config.contraction > 0 or analytic_supported(self._encoder)
+        self.rank, self.world_size = _dist_info()
+        if config.batch_size % self.world_size:
+            raise ConfigError(
+                f"The 'batch_size' parameter ({config.batch_size}) is the global batch and must "
+                f"be divisible by the number of processes ({self.world_size})."
+            )
+        # Under torchrun the objective runs inside DistributedDataParallel, whose backward
+        # hooks average the gradients over processes; alone it is called directly.
+        self._objective: Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]] = self.objective
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = DistributedDataParallel(_ObjectiveModule(self), device_ids=ids)
+            self._objective = self._ddp
 
     # -- building blocks -----------------------------------------------------------------
 
@@ -283,9 +333,21 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         use_bf16 = self.config.bf16 and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            total, parts = self.objective(x)
+            total, parts = self._objective(x)
         values = {k: float(v.detach()) for k, v in parts.items()}
-        if not math.isfinite(values["total"]):
+        finite = math.isfinite(values["total"])
+        if self.world_size > 1:
+            # Every process must agree before backward (which all-reduces): one small
+            # all-reduce carries "some loss is not finite" and "someone pressed Ctrl-C".
+            import torch.distributed as dist
+
+            flags = torch.tensor(
+                [float(not finite), float(self._stop_requested)], device=self.device
+            )
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            finite = not bool(flags[0])
+            self._stop_requested = bool(flags[1])
+        if not finite:
             raise TrainingDivergedError(
                 f"The training loss became {values['total']} at epoch {self.state.epoch + 1}, "
                 f"step {self.state.step_in_epoch + 1} (parts: "
@@ -341,6 +403,13 @@ class Trainer:
                 else:
                     opt_scalars.setdefault(str(idx), {})[key] = value
         tensors["rng.noise"] = self.noise_generator.get_state()
+        if self.world_size > 1:
+            # Each process draws its own noise: keep every process's generator state.
+            import torch.distributed as dist
+
+            states = [torch.empty_like(tensors["rng.noise"]) for _ in range(self.world_size)]
+            dist.all_gather_object(states, tensors["rng.noise"])
+            tensors.update({f"rng.noise.{r}": st for r, st in enumerate(states)})
         if self.best_weights is not None:
             tensors.update({f"best.{k}": v for k, v in self.best_weights.items()})
         state = {
@@ -372,7 +441,8 @@ class Trainer:
         self.optimizer.load_state_dict({"state": per_param, "param_groups": opt["param_groups"]})
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.noise_generator.set_state(tensors["rng.noise"])
+        own = tensors.get(f"rng.noise.{self.rank}", tensors["rng.noise"])
+        self.noise_generator.set_state(own.cpu() if self.device.type == "cpu" else own)
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         self.best_weights = best or None
         self.state = TrainState(**state["train"])
@@ -437,15 +507,19 @@ class Trainer:
         n = X.shape[0]
         if isinstance(X_val, np.ndarray):
             X_val = torch.from_numpy(np.asarray(X_val, dtype=np.float32))
-        n_steps = math.ceil(n / cfg.batch_size)
+        local_batch = cfg.batch_size // self.world_size
+        sampler = _sampler(n, self.rank, self.world_size, cfg.seed)
+        n_steps = math.ceil(len(sampler) / local_batch)
         for cb in self.callbacks:
             cb.on_train_begin(self)
         while self.state.epoch < cfg.epochs and not self.state.stopped_early:
             epoch = self.state.epoch
-            shuffle = torch.Generator().manual_seed(_seed_for(cfg.seed, epoch, 1))
-            perm = torch.randperm(n, generator=shuffle)
+            # DistributedSampler: with N processes, process r takes every N-th sample of
+            # one shared permutation, so together they see what one process would.
+            sampler.set_epoch(epoch)
+            perm = torch.tensor(list(sampler), dtype=torch.long)  # (n / N,)
             if self.state.step_in_epoch == 0:
-                self.noise_generator.manual_seed(_seed_for(cfg.seed, epoch, 2))
+                self.noise_generator.manual_seed(_seed_for(cfg.seed + self.rank, epoch, 2))
                 self.state.sums = dict.fromkeys(_PARTS, 0.0)
                 self.state.n_seen = 0
             for cb in self.callbacks:
@@ -453,7 +527,7 @@ class Trainer:
             start = time.perf_counter()
             while self.state.step_in_epoch < n_steps:
                 step = self.state.step_in_epoch
-                idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                idx = perm[step * local_batch : (step + 1) * local_batch]
                 values = self.train_step(self._batch(X, idx))
                 b = len(idx)
                 for k, v in values.items():
@@ -483,7 +557,17 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, seconds: float, X_val: Tensor | None) -> None:
         cfg = self.config
-        mean = {k: v / max(1, self.state.n_seen) for k, v in self.state.sums.items()}
+        sums, n_seen = self.state.sums, self.state.n_seen
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            keys = sorted(sums)
+            packed = torch.tensor([sums[k] for k in keys] + [n_seen], dtype=torch.float64)
+            packed = packed.to(self.device)
+            dist.all_reduce(packed)
+            sums = dict(zip(keys, packed[:-1].tolist(), strict=True))
+            n_seen = int(packed[-1])
+        mean = {k: v / max(1, n_seen) for k, v in sums.items()}
         val = self.evaluate(X_val) if X_val is not None and len(X_val) else None
         val_total = None
         if val is not None:

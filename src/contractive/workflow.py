@@ -6,7 +6,10 @@ scripts get the same run folders as the command line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,9 +118,50 @@ def prepare_data(config: Config, *, mmap: bool = False) -> PreparedData:
 
 def _callbacks(run_dir: Path, meta: dict[str, Any], quiet: bool) -> list[Callback]:
     callbacks: list[Callback] = [RunWriter(run_dir, meta)]
-    if not quiet:
+    if not quiet and _rank() == 0:
         callbacks += [ProgressBar(), EpochLogger(), EarlyStopping(_log)]
     return callbacks
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def distributed(config: Config) -> Iterator[torch.device | None]:
+    """Join the process group that torchrun describes in the environment, if any.
+
+    Yields the device this process trains on (``cuda:LOCAL_RANK`` with NCCL when CUDA is used,
+    the CPU with gloo otherwise), or ``None`` when not launched by torchrun. The group is
+    left again on exit.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        yield None
+        return
+    import torch.distributed as dist
+
+    use_cuda = torch.cuda.is_available() and config.device != "cpu"
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else None
+    if device is not None:
+        torch.cuda.set_device(device)
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    try:
+        yield device or torch.device("cpu")
+    finally:
+        if owned:
+            dist.destroy_process_group()
 
 
 def _log(message: str) -> None:
@@ -189,17 +233,22 @@ def train_run(
             "to continue it, or --overwrite to start again."
         )
     prepared = prepare_data(config, mmap=mmap)
-    for name in existing:
-        (run_dir / name).unlink()
-    torch.manual_seed(config.seed)
-    image_shape = tuple(prepared.meta["image_shape"]) if prepared.meta["image_shape"] else None
-    model = build_model(config, prepared.meta["n_features"], image_shape)
-    prepared.meta["world_size"] = 1
-    trainer = Trainer(model, config, callbacks=_callbacks(run_dir, prepared.meta, quiet))
-    if not quiet:
-        _log(f"Training {config_summary(config)} on {prepared.dataset.name} -> {run_dir}")
-    trainer.fit(prepared.X_train, prepared.X_val, handle_sigint=True)
-    return _finish(trainer, run_dir, config, prepared, plots)
+    with distributed(config) as device:
+        _barrier()  # every process has looked at the folder before process 0 changes it
+        if _rank() == 0:
+            for name in existing:
+                (run_dir / name).unlink()
+        torch.manual_seed(config.seed)
+        image_shape = tuple(prepared.meta["image_shape"]) if prepared.meta["image_shape"] else None
+        model = build_model(config, prepared.meta["n_features"], image_shape)
+        trainer = Trainer(
+            model, config, callbacks=_callbacks(run_dir, prepared.meta, quiet), device=device
+        )
+        prepared.meta["world_size"] = trainer.world_size
+        if not quiet and trainer.rank == 0:
+            _log(f"Training {config_summary(config)} on {prepared.dataset.name} -> {run_dir}")
+        trainer.fit(prepared.X_train, prepared.X_val, handle_sigint=True)
+        return _finish(trainer, run_dir, config, prepared, plots)
 
 
 def _finish(
@@ -207,7 +256,7 @@ def _finish(
 ) -> Run:
     model = trainer.model.to("cpu").eval()
     run = Run(run_dir, config, prepared.meta, model)  # type: ignore[arg-type]
-    if plots:
+    if plots and trainer.rank == 0:
         _write_plots(run, prepared)
     return run
 
@@ -251,17 +300,27 @@ def resume_run(
             "on; resume with the same data."
         )
     prepared.meta = {**meta, **{k: v for k, v in prepared.meta.items() if k == "data"}}
-    torch.manual_seed(config.seed)
-    image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
-    model = build_model(config, int(meta["n_features"]), image_shape)
-    trainer = Trainer(model, config, callbacks=_callbacks(run_dir, prepared.meta, quiet))
-    if (run_dir / CHECKPOINT_FILE).is_file():
-        RunWriter.prepare_resume(run_dir, trainer)
-        where = f"epoch {trainer.state.epoch + 1}, step {trainer.state.step_in_epoch}"
-    else:
-        # Stopped before its first checkpoint: starting over gives the same run.
-        where = "the beginning (no checkpoint was written yet)"
-    if not quiet:
-        _log(f"Resuming {run_dir} from {where}, for {config.epochs} epochs in all")
-    trainer.fit(prepared.X_train, prepared.X_val, handle_sigint=True)
-    return _finish(trainer, run_dir, config, prepared, plots)
+    with distributed(config) as device:
+        torch.manual_seed(config.seed)
+        image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
+        model = build_model(config, int(meta["n_features"]), image_shape)
+        trainer = Trainer(
+            model, config, callbacks=_callbacks(run_dir, prepared.meta, quiet), device=device
+        )
+        if (run_dir / CHECKPOINT_FILE).is_file():
+            RunWriter.prepare_resume(run_dir, trainer)
+            where = f"epoch {trainer.state.epoch + 1}, step {trainer.state.step_in_epoch}"
+        else:
+            # Stopped before its first checkpoint: starting over gives the same run.
+            where = "the beginning (no checkpoint was written yet)"
+        _barrier()  # process 0 rewrites metrics.jsonl in prepare_resume
+        if meta.get("world_size", 1) != trainer.world_size and trainer.rank == 0:
+            _log(
+                f"Note: {run_dir} was trained by {meta.get('world_size', 1)} process(es) and "
+                f"continues with {trainer.world_size}; the result is equivalent, not bitwise."
+            )
+        prepared.meta["world_size"] = trainer.world_size
+        if not quiet and trainer.rank == 0:
+            _log(f"Resuming {run_dir} from {where}, for {config.epochs} epochs in all")
+        trainer.fit(prepared.X_train, prepared.X_val, handle_sigint=True)
+        return _finish(trainer, run_dir, config, prepared, plots)
