@@ -41,6 +41,7 @@ Methods
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -275,6 +276,15 @@ def _row_sq_norms(affine: nn.Module, x: Tensor) -> Tensor:
     return conv(ones, w2, None, affine.stride, affine.padding, affine.dilation, affine.groups)[0]
 
 
+def _fused_s(h: Tensor, kind: str) -> Tensor:
+    """s'(a) from the activation's output: sigmoid h(1 - h), tanh 1 - h^2, else h is s'."""
+    if kind == "sigmoid":
+        return torch.addcmul(h, h, h, value=-1.0)
+    if kind == "tanh":
+        return torch.addcmul(torch.ones_like(h), h, h, value=-1.0)
+    return h
+
+
 class _LinearPenalty(torch.autograd.Function):
     """``p_b = sum_i s'(a_bi)^2 ||W_i||^2`` for a Linear layer, with a hand-written backward.
 
@@ -291,12 +301,7 @@ class _LinearPenalty(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, h: Tensor, weight: Tensor, kind: str
     ) -> Tensor:
         norms = torch.linalg.vector_norm(weight, dim=1).square_()  # (d_h,), one pass over W
-        if kind == "sigmoid":
-            s = torch.addcmul(h, h, h, value=-1.0)  # (B, d_h)
-        elif kind == "tanh":
-            s = torch.addcmul(torch.ones_like(h), h, h, value=-1.0)
-        else:
-            s = h
+        s = _fused_s(h, kind)  # (B, d_h)
         s2 = s * s
         ctx.save_for_backward(h, weight, s, s2, norms)
         ctx.kind = kind  # type: ignore[attr-defined,unused-ignore]
@@ -308,14 +313,20 @@ class _LinearPenalty(torch.autograd.Function):
     ) -> tuple[Tensor | None, Tensor | None, None]:
         h, weight, s, s2, norms = ctx.saved_tensors  # type: ignore[attr-defined]
         kind: str = ctx.kind  # type: ignore[attr-defined]
+        if torch.is_grad_enabled():
+            # create_graph=True (second derivatives, e.g. Hessian-vector products): recompute
+            # from the inputs so that the graph of this backward reaches h and W.
+            norms = weight.pow(2).sum(dim=1)
+            s = _fused_s(h, kind)
+            s2 = s * s
         grad_h = None
         if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
             # dp_b/dh_bi = 2 g_b s_bi n_i ds_bi/dh_bi, with ds/dh = 1 - 2h (sigmoid), -2h (tanh)
-            grad_h = (s * (2.0 * grad)[:, None]).mul_(norms)
+            grad_h = s * (2.0 * grad)[:, None] * norms
             if kind == "sigmoid":
-                grad_h.mul_(torch.add(h, -0.5).mul_(-2.0))
+                grad_h = grad_h * (1.0 - 2.0 * h)
             elif kind == "tanh":
-                grad_h.mul_(h).mul_(-2.0)
+                grad_h = grad_h * (-2.0 * h)
         grad_w = None
         if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
             # dp/dW_ij = 2 W_ij sum_b g_b s_bi^2
@@ -341,12 +352,15 @@ def _layer_forward_with_penalty(layer: _Layer, x: Tensor) -> tuple[Tensor, Tenso
     if isinstance(layer.affine, nn.Linear):
         weight = layer.affine.weight
         kind = _FUSED_KIND.get(type(act))
+        # A Linear applied at several positions of a sample: rows (B * positions, d_h).
+        rows = h.reshape(-1, h.shape[-1])
         if kind is not None:
-            penalty = _LinearPenalty.apply(h, weight, kind)  # (B, ...)
+            penalty = _LinearPenalty.apply(rows, weight, kind)  # (B * positions,)
         else:
             deriv = _derivative(act)
             assert deriv is not None
-            penalty = _LinearPenalty.apply(deriv(act, a, h), weight, "given")
+            s_rows = deriv(act, a, h).reshape(-1, h.shape[-1])
+            penalty = _LinearPenalty.apply(s_rows, weight, "given")
         return h, penalty.reshape(x.shape[0], -1).sum(dim=1)
     deriv = _derivative(act)
     assert deriv is not None
@@ -435,8 +449,12 @@ def _check_method(method: str) -> None:
         )
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_probes(probes: int) -> None:
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+    if not _is_int(probes) or probes < 1:
         raise ValueError(
             f"The 'probes' parameter must be an int in the range [1, inf). Got {probes!r} instead."
         )
@@ -502,9 +520,11 @@ def encode_with_penalty(
     """
     _check_method(method)
     _check_probes(probes)
+    probes = int(probes)
     resolved = _resolve(encoder, x, method)
     if resolved == "analytic":
-        return _layer_forward_with_penalty(_single_layer(encoder), x)
+        _single_layer(encoder)  # one affine layer, or a clear error
+        return _layerwise(encoder, x)  # with one layer, layer-wise is the exact penalty
     if resolved == "layerwise":
         return _layerwise(encoder, x)
     if resolved == "exact":
@@ -606,15 +626,18 @@ def higher_order_penalty(
     _check_method(method)
     if method == "layerwise":
         raise ValueError("higher_order_penalty does not support method='layerwise'.")
-    if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
+    raw: object = sigma  # callers may pass anything; the annotation is the contract
+    is_real = isinstance(raw, numbers.Real) and not isinstance(raw, bool)
+    if not (is_real and math.isfinite(sigma) and sigma > 0):
         raise ValueError(
             f"The 'sigma' parameter must be a float in the range (0, inf). Got {sigma!r} instead."
         )
-    if isinstance(corruptions, bool) or not isinstance(corruptions, int) or corruptions < 1:
+    if not _is_int(corruptions) or corruptions < 1:
         raise ValueError(
             "The 'corruptions' parameter must be an int in the range [1, inf). "
             f"Got {corruptions!r} instead."
         )
+    corruptions = int(corruptions)
     b = x.shape[0]
     reps = (corruptions, *([1] * (x.dim() - 1)))
     eps = torch.randn(
@@ -626,8 +649,12 @@ def higher_order_penalty(
     if resolved == "analytic":
         layer = _single_layer(encoder)
         both = torch.cat([x, x_tilde])  # one affine call for clean and corrupted inputs
+        for step in _parse_steps(encoder):  # reshapes before the layer (after it: no effect)
+            if isinstance(step, _Layer):
+                break
+            both = step(both)
         a = layer.affine(both)
-        norms = _row_sq_norms(layer.affine, x)
+        norms = _row_sq_norms(layer.affine, both[:b])
         if layer.activation is None:
             return x.new_zeros(b)  # a linear encoder has a constant Jacobian
         h = layer.activation(a)
