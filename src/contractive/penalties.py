@@ -334,6 +334,45 @@ class _LinearPenalty(torch.autograd.Function):
         return grad_h, grad_w, None
 
 
+class _UnitPenalty(torch.autograd.Function):
+    """``p_b = sum_u s'_bu^2 n_u`` for given per-unit squared row norms ``n`` (U,).
+
+    The convolution's twin of :class:`_LinearPenalty`: ``n`` comes from autograd (a
+    convolution of a ones image with the squared kernel), and the elementwise work on the
+    (B, U) activations, which dominates a cheap convolution, is fused by hand.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx, h: Tensor, norms: Tensor, kind: str
+    ) -> Tensor:
+        s = _fused_s(h, kind)  # (B, U)
+        s2 = s * s
+        ctx.save_for_backward(h, norms, s, s2)
+        ctx.kind = kind  # type: ignore[attr-defined,unused-ignore]
+        return s2 @ norms
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None]:
+        h, norms, s, s2 = ctx.saved_tensors  # type: ignore[attr-defined]
+        kind: str = ctx.kind  # type: ignore[attr-defined]
+        if torch.is_grad_enabled():  # create_graph=True: keep the graph to h
+            s = _fused_s(h, kind)
+            s2 = s * s
+        grad_h = grad_n = None
+        if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
+            grad_h = s * (2.0 * grad)[:, None] * norms
+            if kind == "sigmoid":
+                grad_h = grad_h * (1.0 - 2.0 * h)
+            elif kind == "tanh":
+                grad_h = grad_h * (-2.0 * h)
+        if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
+            grad_n = grad @ s2  # (U,)
+        return grad_h, grad_n, None
+
+
 _FUSED_KIND: dict[type[nn.Module], str] = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
 
 
@@ -362,11 +401,16 @@ def _layer_forward_with_penalty(layer: _Layer, x: Tensor) -> tuple[Tensor, Tenso
             s_rows = deriv(act, a, h).reshape(-1, h.shape[-1])
             penalty = _LinearPenalty.apply(s_rows, weight, "given")
         return h, penalty.reshape(x.shape[0], -1).sum(dim=1)
-    deriv = _derivative(act)
-    assert deriv is not None
-    s = deriv(act, a, h)
-    norms = _row_sq_norms(layer.affine, x)
-    return h, (s * s * norms).flatten(1).sum(dim=1)
+    # Convolution: every output position is a unit with its own row norm N (C_out, *spatial).
+    norms = _row_sq_norms(layer.affine, x).reshape(-1)  # (U,), U = C_out * prod(spatial)
+    kind = _FUSED_KIND.get(type(act))
+    if kind is None:
+        deriv = _derivative(act)
+        assert deriv is not None
+        rows, kind = deriv(act, a, h).reshape(x.shape[0], -1), "given"
+    else:
+        rows = h.reshape(x.shape[0], -1)  # (B, U), a view
+    return h, _UnitPenalty.apply(rows, norms, kind)
 
 
 # ---------------------------------------------------------------------------------------------
