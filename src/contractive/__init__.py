@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .config import Config
 from .data import Dataset, load_dataset
 from .exceptions import (
@@ -19,6 +21,9 @@ from .runs import Run, load_run
 from .train import Callback, EpochMetrics, Trainer, fit
 from .workflow import resume_run, train_run
 
+if TYPE_CHECKING:
+    from .estimator import ContractiveAutoencoder
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -28,6 +33,7 @@ __all__ = [
     "CheckpointError",
     "Config",
     "ConfigError",
+    "ContractiveAutoencoder",
     "ContractiveError",
     "DataError",
     "Dataset",
@@ -51,3 +57,13 @@ __all__ = [
     "resume_run",
     "train_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # scikit-learn's estimator machinery is imported when the estimator is first used, not by
+    # every `contractive` command.
+    if name == "ContractiveAutoencoder":
+        from .estimator import ContractiveAutoencoder
+
+        return ContractiveAutoencoder
+    raise AttributeError(f"module 'contractive' has no attribute {name!r}")
