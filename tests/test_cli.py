@@ -201,7 +201,7 @@ def test_diverging_loss_exits_1_with_advice(
         "3",
     )
     assert code == 1
-    assert "Lower the learning rate" in err
+    assert "with a lower learning rate" in err
     assert "last good checkpoint" in err
 
 

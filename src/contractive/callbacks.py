@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .config import Config
+from .exceptions import CheckpointError
 from .runs import (
     CHECKPOINT_FILE,
     METRICS_FILE,
     MODEL_FILE,
     atomic_write_bytes,
+    load_state,
     load_tensors,
     save_tensors,
     write_config,
@@ -139,8 +141,16 @@ class RunWriter(Callback):
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         if trainer.rank == 0:
-            with (self.run_dir / METRICS_FILE).open("a") as fh:
-                fh.write(metrics_line(metrics))
+            path = self.run_dir / METRICS_FILE
+            try:
+                # An append, not an atomic rewrite: a torn last line is dropped on resume.
+                with path.open("a") as fh:
+                    fh.write(metrics_line(metrics))
+            except OSError as exc:
+                raise CheckpointError(
+                    f"Could not write {path}: {exc.strerror or exc}. The previous checkpoint "
+                    "is intact; free some space, then resume."
+                ) from exc
             save_tensors(self.run_dir / MODEL_FILE, trainer.model.state_dict())
         self.save_checkpoint(trainer)
 
@@ -165,8 +175,6 @@ class RunWriter(Callback):
         """Load the checkpoint into ``trainer`` and drop metrics lines written after it."""
         import json
 
-        from .exceptions import CheckpointError
-
         tensors, metadata = load_tensors(Path(run_dir) / CHECKPOINT_FILE)
         try:
             state = json.loads(metadata["state"])
@@ -174,12 +182,14 @@ class RunWriter(Callback):
             raise CheckpointError(
                 f"{Path(run_dir) / CHECKPOINT_FILE} has no readable training state."
             ) from None
+        path = Path(run_dir) / CHECKPOINT_FILE
+        model_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        load_state(trainer.model, model_tensors, path)  # names the mismatching tensors
         try:
             trainer.load_checkpoint(tensors, state)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"{Path(run_dir) / CHECKPOINT_FILE} does not match config.json ({exc})."
-            ) from None
+            detail = " ".join(str(exc).split())  # torch's messages span several lines
+            raise CheckpointError(f"{path} does not match config.json ({detail}).") from None
         # The checkpoint's own history is the truth: lines appended after it are dropped.
         text = "".join(metrics_line(m) for m in trainer.history)
         atomic_write_bytes(Path(run_dir) / METRICS_FILE, text.encode())

@@ -9,8 +9,10 @@ saying why.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import numbers
 import sys
 import types
 import typing
@@ -114,6 +116,15 @@ class Config:
 
     # ------------------------------------------------------------------------------------------
 
+    def __post_init__(self) -> None:
+        # Config(...) built in Python is checked like a TOML file or the command line, so that a
+        # NaN lambda or a zero batch size fails here, naming the option, not deep in training.
+        hints = _field_types()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            setattr(self, f.name, _coerce(f.name, value, hints[f.name], "config"))
+        self.validate()
+
     @classmethod
     def field_names(cls) -> list[str]:
         """Names of every option, in declaration order."""
@@ -136,11 +147,9 @@ class Config:
             raise ConfigError(
                 f"Unknown key(s) in {source}: {', '.join(unknown)}. Valid keys: {', '.join(valid)}."
             )
-        hints = typing.get_type_hints(cls)
+        hints = _field_types()
         kwargs = {k: _coerce(k, v, hints[k], source) for k, v in values.items()}
-        config = cls(**kwargs)
-        config.validate()
-        return config
+        return cls(**kwargs)  # __post_init__ validates
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict of every option."""
@@ -184,6 +193,11 @@ class Config:
             _fail("device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
 
 
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Config)
+
+
 def _fail(name: str, constraint: str, value: Any) -> typing.NoReturn:
     raise ConfigError(f"The '{name}' parameter must be {constraint}. Got {value!r} instead.")
 
@@ -213,12 +227,13 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
         if isinstance(value, bool):
             return value
         _fail(name, "a bool", value)
+    # numbers.Integral / numbers.Real also admit NumPy scalars (np.int64(3), np.float32(0.1)).
     if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if not isinstance(value, bool) and isinstance(value, numbers.Integral):
+            return int(value)
         _fail(name, "an int", value)
     if hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if not isinstance(value, bool) and isinstance(value, numbers.Real):
             return float(value)
         _fail(name, "a float", value)
     if hint is str:
@@ -250,8 +265,12 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             raw = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"No such config file: {path}") from None
+    except OSError as exc:  # a folder, no permission, ...
+        raise ConfigError(f"Cannot read the config file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: it is not UTF-8 text ({exc})") from None
     flat: dict[str, Any] = {}
     for key, value in raw.items():
         items = value.items() if isinstance(value, dict) else [(key, value)]

@@ -62,6 +62,7 @@ SCALES: tuple[str, ...] = ("auto", "minmax", "none")
 DATA_DIR_ENV = "CONTRACTIVE_DATA_DIR"
 
 _FILE_SUFFIXES = (".npy", ".npz", ".csv")
+_NPY_MAGIC = b"\x93NUMPY"
 _DIGITS_N_TRAIN = 1437
 _DOWNLOAD_TIMEOUT_S = 30.0
 _DOWNLOAD_CHUNK = 1 << 20
@@ -747,10 +748,44 @@ def _load_idx_dataset(
 
 
 def _np_load(path: Path, name: str) -> Any:
+    _check_signature(path, name, "read")
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{name} could not be read as a {path.suffix} file: {exc}") from exc
+        raise DataError(f"{name} could not be read as a {path.suffix} file: {_why(exc)}") from exc
+
+
+def _check_signature(path: Path, name: str, verb: str) -> None:
+    """Refuse a file that is not what its suffix says before NumPy guesses at it.
+
+    Without this, np.load takes any file that is neither .npy nor zip for a pickle and answers
+    with advice to unpickle it, which is the one thing never to do with an unknown file.
+    """
+    if path.suffix.lower() == ".npz":
+        if not zipfile.is_zipfile(path):
+            raise DataError(
+                f"{name} could not be {verb} as a .npz file: it is not a zip archive (it is "
+                "truncated, or another format named .npz); write it with numpy.savez"
+            )
+        return
+    with path.open("rb") as fh:
+        head = fh.read(len(_NPY_MAGIC))
+    if head != _NPY_MAGIC:
+        raise DataError(
+            f"{name} could not be {verb} as a .npy file: it does not start with the NumPy "
+            "header (it is another format named .npy, or damaged); write it with numpy.save"
+        )
+
+
+def _why(exc: BaseException) -> str:
+    """NumPy's reason for refusing a file, without its advice to allow pickles."""
+    text = str(exc)
+    if "pickle" in text:
+        return (
+            "it holds Python objects (pickled data), which contractive never loads because "
+            "unpickling can run code; save a numeric array instead"
+        )
+    return text
 
 
 def _check_numeric(arr: np.ndarray, name: str) -> None:
@@ -817,10 +852,11 @@ def _minmax_scale_(X: np.ndarray) -> None:
 
 
 def _load_npy_mmap(path: Path, name: str) -> Dataset:
+    _check_signature(path, name, "memory-mapped")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{name} could not be memory-mapped as a .npy file: {exc}") from exc
+        raise DataError(f"{name} could not be memory-mapped as a .npy file: {_why(exc)}") from exc
     _check_numeric(arr, name)
     image_shape = _sample_shape(arr, name)
     if not arr.flags.c_contiguous:
@@ -869,7 +905,7 @@ def _load_npz(
             x_arr = npz[x_key]
             y_arr = None if y_key is None else npz[y_key]
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            raise DataError(f"{name} could not be read: {exc}") from exc
+            raise DataError(f"{name} could not be read: {_why(exc)}") from exc
     X, image_shape = _as_samples(x_arr, f"{name} (array {x_key!r})")
     y = None
     if y_arr is not None:

@@ -167,8 +167,27 @@ def build_model(
 
 
 def write_config(run_dir: Path, config: Config, meta: Mapping[str, Any]) -> None:
-    """Atomically write ``config.json``."""
+    """Atomically write ``config.json``, first removing temporaries a killed run left."""
+    remove_stale_temporaries(run_dir)
     atomic_write_bytes(run_dir / CONFIG_FILE, config_to_json(config, meta).encode())
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the half-written ``.NAME.*.tmp`` files of a run's own files; return them.
+
+    A process killed inside :func:`atomic_write_bytes` leaves its temporary file behind (the
+    file it was replacing is intact). Each can be as large as a checkpoint, so a run folder
+    that is killed and resumed again and again would fill the disk; config.json is written
+    when a run starts or resumes, before any other file, which makes that the moment to
+    clear them.
+    """
+    removed = []
+    for name in (CONFIG_FILE, MODEL_FILE, CHECKPOINT_FILE, METRICS_FILE):
+        for tmp in run_dir.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def read_config(run_dir: Path) -> tuple[Config, dict[str, Any]]:
@@ -198,12 +217,62 @@ def read_config(run_dir: Path) -> tuple[Config, dict[str, Any]]:
     missing = [k for k in ("config", "n_features") if k not in payload]
     if missing:
         raise CheckpointError(f"{path} lacks the key(s) {', '.join(missing)}.")
+    options = payload["config"]
+    if not isinstance(options, dict):
+        raise CheckpointError(f"{path}: 'config' must be a JSON object of options.")
     try:
-        config = Config.from_dict(payload["config"], source=str(path))
+        config = Config.from_dict(options, source=str(path))
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
+    # A missing option would silently take today's default and change what is resumed.
+    absent = [name for name in Config.field_names() if name not in options]
+    if absent:
+        raise CheckpointError(
+            f"{path} lacks the option(s) {', '.join(absent)}: it was edited, damaged, or "
+            "written by a contractive without them. Restore it, or add them with the values "
+            "the run was trained with."
+        )
     meta = {k: v for k, v in payload.items() if k not in ("config", "format_version")}
+    _check_meta(path, meta)
     return config, meta
+
+
+def _check_meta(path: Path, meta: Mapping[str, Any]) -> None:
+    """Check what config.json records besides the options, before anything is built from it."""
+
+    def bad(key: str, expected: str) -> CheckpointError:
+        return CheckpointError(
+            f"{path}: '{key}' must be {expected}, got {meta[key]!r}; the file was edited or "
+            "damaged."
+        )
+
+    def positive_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    n = meta["n_features"]
+    if not positive_int(n):
+        raise bad("n_features", "a positive integer")
+    shape = meta.get("image_shape")
+    if shape is not None and not (
+        isinstance(shape, list)
+        and len(shape) in (2, 3)
+        and all(positive_int(s) for s in shape)
+        and int(np.prod(shape)) == n
+    ):
+        raise bad("image_shape", f"null or 2 or 3 positive integers whose product is {n}")
+    scaling = meta.get("scaling")
+    if scaling is not None and not (
+        isinstance(scaling, dict)
+        and all(
+            isinstance(scaling.get(k), list)
+            and len(scaling[k]) == n
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in scaling[k])
+            for k in ("min", "max")
+        )
+    ):
+        raise bad("scaling", f"null or an object with 'min' and 'max' lists of {n} numbers")
+    if meta.get("data") is not None and not isinstance(meta["data"], dict):
+        raise bad("data", "null or a JSON object")
 
 
 @dataclass

@@ -352,8 +352,9 @@ class Trainer:
                 f"The training loss became {values['total']} at epoch {self.state.epoch + 1}, "
                 f"step {self.state.step_in_epoch + 1} (parts: "
                 + ", ".join(f"{k} {v:.4g}" for k, v in values.items() if k != "total")
-                + f"). Lower the learning rate (now {self.current_lr():g}, --lr) or the "
-                "contraction (--contraction), or check the data for extreme values."
+                + f"). Train again (--overwrite, or another --out) with a lower learning "
+                f"rate (now {self.current_lr():g}, --lr) or contraction (--contraction), "
+                "or check the data for extreme values."
             )
         total.backward()
         self.optimizer.step()
@@ -548,7 +549,7 @@ class Trainer:
                     f"Interrupted at epoch {epoch + 1}, step {self.state.step_in_epoch}."
                 )
             self._end_epoch(epoch, time.perf_counter() - start, X_val)
-            if self._stop_requested:
+            if self._stop_requested and self.state.epoch < cfg.epochs:
                 raise TrainingInterrupted(f"Interrupted after epoch {epoch + 1}.")
         if self.state.stopped_early and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
