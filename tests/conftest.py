@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # scikit-learn's array-API estimator check needs SciPy imported in array-API mode.
@@ -52,3 +53,12 @@ def _seed_everything() -> None:
     torch.manual_seed(0)
     # Legacy global seeding is the point here: code under test may use np.random.* directly.
     np.random.seed(0)  # noqa: NPY002
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: intra-op threads only add synchronisation (and spin when CPUs are busy)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

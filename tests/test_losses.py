@@ -11,18 +11,11 @@ import torch
 from contractive import AutoencoderOutput, mlp_autoencoder
 from contractive.losses import LOSSES, bce_loss, mse_loss, reconstruction_loss
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DT = torch.float64
 
 SHAPES = {"flat": (4, 7), "single": (1, 5), "image": (3, 1, 4, 4)}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (and spin when CPUs are busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -16,16 +16,9 @@ from contractive.losses import bce_loss, reconstruction_loss
 from contractive.nn import ACTIVATIONS, ConvDecoder, MLPDecoder, make_activation
 from contractive.penalties import jacobian_penalty
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DT = torch.float64
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (and spin when CPUs are busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -10,34 +10,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from cli_helpers import cli_error, expect
 from contractive import Config, load_run, resume_run, train_run
 from contractive.cli import main
 from contractive.exceptions import CheckpointError, ConfigError
 
 FAST = ("--hidden", "4", "--epochs", "1", "--quiet", "--no-plots", "--device", "cpu")
-
-
-def cli_error(capsys: pytest.CaptureFixture[str], *argv: object, status: int) -> str:
-    """Run the command; check it failed with one clean line; return the message."""
-    code = main([str(a) for a in argv])
-    _, err = capsys.readouterr()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("contractive: error: "), err
-    assert code == status, err
-    return lines[0].removeprefix("contractive: error: ")
-
-
-def expect(message: str, pattern: str) -> None:
-    assert re.search(pattern, message), f"{pattern!r} not found in {message!r}"
 
 
 @pytest.fixture(autouse=True)

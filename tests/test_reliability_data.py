@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_helpers import cli_error, cli_ok, expect
 from contractive import data
 from contractive.cli import main
 from contractive.exceptions import DataError
@@ -40,29 +41,6 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         raise urllib.error.URLError("network is unreachable")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-
-
-def cli_error(capsys: pytest.CaptureFixture[str], *argv: object, status: int = 1) -> str:
-    """Run the command; check it failed with one clean line; return the message."""
-    code = main([str(a) for a in argv])
-    _, err = capsys.readouterr()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("contractive: error: "), err
-    assert code == status, err
-    return lines[0].removeprefix("contractive: error: ")
-
-
-def cli_ok(capsys: pytest.CaptureFixture[str], *argv: object) -> str:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
-
-
-def expect(message: str, pattern: str) -> None:
-    assert re.search(pattern, message), f"{pattern!r} not found in {message!r}"
 
 
 def unit_data(n: int = 40, d: int = 6, seed: int = 0) -> np.ndarray:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cli_helpers import cli_error, cli_ok, expect
 from contractive import Config, load_run, train_run
 from contractive.cli import main
 from contractive.exceptions import CheckpointError, TrainingDivergedError
@@ -44,29 +45,6 @@ ENV = {
 N_TRIALS = 10
 POLL_S = 0.002
 TIMEOUT_S = 300.0
-
-
-def cli_error(capsys: pytest.CaptureFixture[str], *argv: object, status: int = 1) -> str:
-    """Run the command; check it failed with one clean line; return the message."""
-    code = main([str(a) for a in argv])
-    _, err = capsys.readouterr()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("contractive: error: "), err
-    assert code == status, err
-    return lines[0].removeprefix("contractive: error: ")
-
-
-def cli_ok(capsys: pytest.CaptureFixture[str], *argv: object) -> str:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
-
-
-def expect(message: str, pattern: str) -> None:
-    assert re.search(pattern, message), f"{pattern!r} not found in {message!r}"
 
 
 def metrics_without_time(run: Path) -> list[dict[str, Any]]:
@@ -549,6 +527,8 @@ def test_diverging_loss_in_python(tmp_path: Path, small: tuple[Path, bytes]) -> 
     config = Config(
         data=str(small[0]), hidden=[4], epochs=3, batch_size=16, checkpoint_every=5, device="cpu"
     )
-    with pytest.raises(TrainingDivergedError, match=r"became nan at epoch 2, step 9 .*with a lower learning rate"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"became nan at epoch 2, step 9 .*with a lower learning rate"
+    ):
         train_run(config, tmp_path / "run", quiet=True, plots=False)
     assert train_state(tmp_path / "run")["global_step"] == 20

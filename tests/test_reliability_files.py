@@ -22,37 +22,14 @@ import pytest
 import torch
 
 import contractive
+from cli_helpers import cli_error, cli_ok, expect
 from contractive import Config, load_run, resume_run, train_run
-from contractive.cli import main
 from contractive.exceptions import CheckpointError, DataError
 from contractive.runs import load_tensors, save_tensors
 from contractive.train import read_metrics
 
 RUN_FILES = ("checkpoint.safetensors", "config.json", "metrics.jsonl", "model.safetensors")
 RESUME = ("train", "--resume", "run", "--quiet", "--no-plots")
-
-
-def cli_error(capsys: pytest.CaptureFixture[str], *argv: object, status: int = 1) -> str:
-    """Run the command; check it failed with one clean line; return the message."""
-    code = main([str(a) for a in argv])
-    _, err = capsys.readouterr()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("contractive: error: "), err
-    assert code == status, err
-    return lines[0].removeprefix("contractive: error: ")
-
-
-def cli_ok(capsys: pytest.CaptureFixture[str], *argv: object) -> str:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
-
-
-def expect(message: str, pattern: str) -> None:
-    assert re.search(pattern, message), f"{pattern!r} not found in {message!r}"
 
 
 def _config(epochs: int) -> Config:
@@ -186,7 +163,10 @@ def test_checkpoint_of_another_model_names_the_mismatch(
     train_run(Config(hidden=[5], epochs=1, device="cpu"), other, quiet=True, plots=False)
     (half / "checkpoint.safetensors").write_bytes((other / "checkpoint.safetensors").read_bytes())
     message = cli_error(capsys, *RESUME, "--epochs", "2")
-    expect(message, r"^run/checkpoint\.safetensors does not match the model in config\.json \(.*encoder\.0\.")
+    expect(
+        message,
+        r"^run/checkpoint\.safetensors does not match the model in config\.json \(.*encoder\.0\.",
+    )
     expect(message, r"\)\.$")
 
 

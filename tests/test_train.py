@@ -162,7 +162,8 @@ def test_divergence_raises_with_advice_and_keeps_weights() -> None:
     trainer = Trainer(model, _cfg(loss="mse", epochs=1, batch_size=96))
     before = _snapshot(trainer)
     with pytest.raises(
-        TrainingDivergedError, match=r"became (nan|inf) at epoch 1, step 1.*with a lower learning rate"
+        TrainingDivergedError,
+        match=r"became (nan|inf) at epoch 1, step 1.*with a lower learning rate",
     ):
         trainer.fit(X)
     after = _snapshot(trainer)
