@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .data import Dataset, load_dataset
+from .evaluate import FinetuneResult, ProbeResult, finetune, linear_probe, train_stack
 from .exceptions import (
     CheckpointError,
     ConfigError,
@@ -38,6 +39,8 @@ __all__ = [
     "DataError",
     "Dataset",
     "EpochMetrics",
+    "FinetuneResult",
+    "ProbeResult",
     "Run",
     "Trainer",
     "TrainingDivergedError",
@@ -46,9 +49,11 @@ __all__ = [
     "bce_loss",
     "conv_autoencoder",
     "encode_with_penalty",
+    "finetune",
     "fit",
     "higher_order_penalty",
     "jacobian_penalty",
+    "linear_probe",
     "load_dataset",
     "load_run",
     "mlp_autoencoder",
@@ -56,6 +61,7 @@ __all__ = [
     "reconstruction_loss",
     "resume_run",
     "train_run",
+    "train_stack",
 ]
 
 

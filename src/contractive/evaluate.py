@@ -1,0 +1,885 @@
+"""Evaluating learned features: supervised fine-tuning, a linear probe, greedy stacking.
+
+The protocol of Rifai et al. (2011) judges an encoder by what it does for a classifier:
+
+``finetune``
+    The encoder's layers (weights *and* biases, copied, never shared) initialise the hidden
+    layers of an MLP, a new softmax layer is put on top, and the whole network is trained with
+    cross-entropy; the weights of the epoch with the lowest validation error are kept.
+``linear_probe``
+    Multinomial logistic regression on frozen codes: a cheap second view that needs no
+    gradient through the encoder.
+``train_stack``
+    Greedy layer-wise training: layer ``k + 1`` is an autoencoder (a CAE with the paper's
+    settings) trained on the codes of layer ``k``; the stack is then fine-tuned as a whole
+    (the paper's CAE-2).
+
+and two read-outs measured before fine-tuning:
+
+``saturation``
+    SAT: the fraction of code units per example whose activation is below 0.05 or above 0.95,
+    averaged over the examples.
+``mean_jacobian_norm``
+    The mean over examples of the per-example Frobenius norm ``||J_f(x)||_F`` (not squared,
+    not divided by the number of entries).
+
+Error rates here are fractions in [0, 1]; :mod:`contractive.reproduce` reports percentages.
+Nothing loops over samples in Python: every pass works on whole minibatches of in-memory
+tensors.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import Config
+from .exceptions import ConfigError, TrainingDivergedError
+from .nn import Autoencoder, make_activation
+from .penalties import Method, jacobian_penalty
+from .train import Callback, Trainer, resolve_device
+
+__all__ = [
+    "EncoderLike",
+    "FinetuneEpoch",
+    "FinetuneResult",
+    "ProbeResult",
+    "build_classifier",
+    "encode",
+    "finetune",
+    "linear_probe",
+    "mean_jacobian_norm",
+    "saturation",
+    "stack_encoder",
+    "test_error",
+    "train_stack",
+]
+
+#: What :func:`finetune`, :func:`encode` and :func:`mean_jacobian_norm` accept as an encoder:
+#: an ``nn.Linear`` (its activation given separately), an :class:`Autoencoder` (its encoder),
+#: any encoder ``nn.Module``, or a sequence of these applied in order (a greedy stack).
+EncoderLike = nn.Module | Sequence[nn.Module]
+
+ArrayLike = Tensor | np.ndarray
+
+# SAT thresholds of Rifai et al. (2011) for sigmoid codes.
+_SAT_LOW, _SAT_HIGH = 0.05, 0.95
+# Rows per forward pass when only predicting or encoding: large enough to keep the matrix
+# units busy, small enough that a 1000-unit code of 4096 rows is 16 MB.
+_EVAL_BATCH = 4096
+_OPTIMIZERS = ("sgd", "adam")
+_SCHEDULES = ("constant", "cosine")
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs.
+
+
+def _as_float(X: ArrayLike, name: str) -> Tensor:
+    """``X`` as a 2-D float32 tensor ``(n, d)`` with at least one row."""
+    if isinstance(X, np.ndarray):
+        X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    if not isinstance(X, Tensor):
+        raise ConfigError(
+            f"The '{name}' parameter must be a Tensor or a numpy array. "
+            f"Got {type(X).__name__} instead."
+        )
+    if X.dim() != 2 or X.shape[0] == 0:
+        raise ConfigError(
+            f"The '{name}' parameter must be 2-D (n_samples, n_features) with at least one "
+            f"sample. Got shape {tuple(X.shape)} instead."
+        )
+    return X.float()
+
+
+def _as_labels(y: ArrayLike, n: int, name: str) -> Tensor:
+    """``y`` as an int64 tensor ``(n,)`` of non-negative class indices."""
+    t = torch.from_numpy(np.asarray(y)) if isinstance(y, np.ndarray) else y
+    if not isinstance(t, Tensor) or t.dtype.is_floating_point or t.dtype == torch.bool:
+        kind = t.dtype if isinstance(t, Tensor) else type(t).__name__
+        raise ConfigError(f"The '{name}' parameter must hold integer class labels. Got {kind}.")
+    if t.shape != (n,):
+        raise ConfigError(
+            f"The '{name}' parameter must have shape ({n},), one label per sample. "
+            f"Got shape {tuple(t.shape)} instead."
+        )
+    if n and int(t.min()) < 0:
+        raise ConfigError(f"The '{name}' parameter must hold labels >= 0. Got {int(t.min())}.")
+    return t.long()
+
+
+def _check_positive(name: str, value: float, *, integer: bool = False) -> None:
+    kind = "an int in the range [1, inf)" if integer else "a float in the range (0, inf)"
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if integer:
+        ok = ok and isinstance(value, int) and value >= 1
+    else:
+        ok = ok and math.isfinite(value) and value > 0
+    if not ok:
+        raise ConfigError(f"The '{name}' parameter must be {kind}. Got {value!r} instead.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoders as plain layer lists.
+
+
+def _layers(encoder: EncoderLike, activation: str) -> list[nn.Module]:
+    """Deep copies of the modules that map an input to its code, in order."""
+    if isinstance(encoder, nn.Linear):
+        # A bare affine layer: the activation is not part of the module.
+        return [copy.deepcopy(encoder), make_activation(activation)]
+    if isinstance(encoder, Autoencoder):
+        layers: list[nn.Module] = []
+        if encoder.input_shape is not None:
+            # Conv encoders take images; the classifier is fed flat rows like the autoencoder.
+            layers.append(nn.Unflatten(1, encoder.input_shape))
+        layers += _flat_children(copy.deepcopy(encoder.encoder))
+        if encoder.input_shape is not None:
+            layers.append(nn.Flatten())
+        return layers
+    if isinstance(encoder, nn.Module):
+        return _flat_children(copy.deepcopy(encoder))
+    if isinstance(encoder, list | tuple) and len(encoder) > 0:
+        return [m for part in encoder for m in _layers(part, activation)]
+    raise ConfigError(
+        "The 'encoder' parameter must be an nn.Linear, an Autoencoder, an encoder nn.Module "
+        f"or a non-empty list or tuple of these. Got {type(encoder).__name__} instead."
+    )
+
+
+def _flat_children(module: nn.Module) -> list[nn.Module]:
+    if type(module) is nn.Sequential:
+        return [m for child in module for m in _flat_children(child)]
+    return [module]
+
+
+def stack_encoder(encoder: EncoderLike, *, activation: str = "sigmoid") -> nn.Sequential:
+    """One ``nn.Sequential`` computing the code of ``encoder`` (copies of its modules).
+
+    Parameters
+    ----------
+    encoder : EncoderLike
+        An ``nn.Linear``, an :class:`Autoencoder`, an encoder module, or a sequence of these
+        (e.g. the list :func:`train_stack` returns), applied in order.
+    activation : str
+        Put after each bare ``nn.Linear`` (a Linear inside a module keeps its own).
+
+    Returns
+    -------
+    nn.Sequential
+        Independent of ``encoder``: training it leaves the original untouched.
+
+    Examples
+    --------
+    >>> from contractive import mlp_autoencoder
+    >>> stack_encoder([mlp_autoencoder([6, 4]), mlp_autoencoder([4, 3])])
+    Sequential(
+      (0): Linear(in_features=6, out_features=4, bias=True)
+      (1): Sigmoid()
+      (2): Linear(in_features=4, out_features=3, bias=True)
+      (3): Sigmoid()
+    )
+    """
+    return nn.Sequential(*_layers(encoder, activation))
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    p = next(iter(module.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def encode(
+    encoder: EncoderLike,
+    X: ArrayLike,
+    *,
+    batch_size: int = _EVAL_BATCH,
+    activation: str = "sigmoid",
+) -> Tensor:
+    """Codes of ``X`` under ``encoder``, computed in batches without gradients.
+
+    Parameters
+    ----------
+    encoder : EncoderLike
+        See :func:`stack_encoder`.
+    X : Tensor or ndarray
+        Inputs ``(n, d_x)``.
+    batch_size : int
+        Rows per forward pass.
+    activation : str
+        After each bare ``nn.Linear``.
+
+    Returns
+    -------
+    Tensor
+        ``(n, d_h)`` float32 codes on the CPU (flattened for conv encoders).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from contractive import mlp_autoencoder
+    >>> encode(mlp_autoencoder([6, 4]), torch.rand(10, 6)).shape
+    torch.Size([10, 4])
+    """
+    _check_positive("batch_size", batch_size, integer=True)
+    X = _as_float(X, "X")
+    net = stack_encoder(encoder, activation=activation).eval()
+    device = _device_of(net)
+    with torch.no_grad():
+        parts = [
+            net(X[i : i + batch_size].to(device)).flatten(1).cpu()
+            for i in range(0, X.shape[0], batch_size)
+        ]
+    return torch.cat(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Read-outs before fine-tuning.
+
+
+def saturation(h: ArrayLike, *, low: float = _SAT_LOW, high: float = _SAT_HIGH) -> float:
+    """SAT: fraction of code units per example below ``low`` or above ``high``, averaged.
+
+    Every example has the same number of units, so this is also the saturated fraction of all
+    (example, unit) pairs.
+
+    Parameters
+    ----------
+    h : Tensor or ndarray
+        Codes ``(n, d_h)`` of a sigmoid layer (values in [0, 1]).
+    low, high : float
+        The thresholds; Rifai et al. (2011) use 0.05 and 0.95.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> saturation(torch.tensor([[0.01, 0.5], [0.99, 0.97]]))
+    0.75
+    """
+    codes = _as_float(h, "h")
+    if not low < high:
+        raise ConfigError(
+            f"The 'low' parameter must be below 'high'. Got low={low!r}, high={high!r} instead."
+        )
+    saturated = (codes < low) | (codes > high)  # (n, d_h)
+    return float(saturated.float().mean(dim=1).mean())
+
+
+def mean_jacobian_norm(
+    encoder: EncoderLike,
+    X: ArrayLike,
+    *,
+    method: Method | str = "auto",
+    batch_size: int = 1024,
+    activation: str = "sigmoid",
+) -> float:
+    """Mean over examples of ``||J_f(x)||_F``, the Frobenius norm of the encoder's Jacobian.
+
+    ``||J_f(x)||_F`` is the square root of :func:`contractive.penalties.jacobian_penalty`
+    (the sum of the squared entries of the ``d_h x d_x`` Jacobian): per example, not squared,
+    not divided by the number of entries.
+
+    Parameters
+    ----------
+    encoder : EncoderLike
+        See :func:`stack_encoder`. One sigmoid layer gets the exact closed form; for a stack,
+        pass ``method="exact"`` for the exact value (``"auto"`` may estimate it).
+    X : Tensor or ndarray
+        Inputs ``(n, d_x)``.
+    method : str
+        As in :func:`~contractive.penalties.jacobian_penalty`.
+    batch_size : int
+        Rows per pass.
+    activation : str
+        After each bare ``nn.Linear``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> lin = nn.Linear(3, 2)
+    >>> with torch.no_grad():
+    ...     _ = lin.weight.fill_(1.0)
+    >>> round(mean_jacobian_norm(lin, torch.rand(5, 3), activation="identity"), 4)  # sqrt(6)
+    2.4495
+    """
+    _check_positive("batch_size", batch_size, integer=True)
+    X = _as_float(X, "X")
+    net = stack_encoder(encoder, activation=activation)
+    device = _device_of(net)
+    total = 0.0
+    for i in range(0, X.shape[0], batch_size):
+        # Not under no_grad: the exact and hutchinson methods differentiate through the encoder.
+        sq = jacobian_penalty(net, X[i : i + batch_size].to(device), method=method).detach()
+        total += float(sq.clamp_min(0).sqrt().double().sum())  # (B,) -> scalar
+    return total / X.shape[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Supervised evaluation.
+
+
+def build_classifier(
+    encoder: EncoderLike, n_features: int, n_classes: int, *, activation: str = "sigmoid"
+) -> nn.Sequential:
+    """An MLP classifier whose hidden layers are copies of ``encoder``'s, plus a new output layer.
+
+    The copies keep the encoder's weights and biases exactly (the encoder itself is never
+    modified by training the classifier). The output layer ``nn.Linear(d_h, n_classes)``
+    starts at zero, as the logistic-regression layer of the Theano tutorials: it adds no random
+    signal of its own, so a fine-tuning run depends on its seed only through the shuffling.
+
+    Parameters
+    ----------
+    encoder : EncoderLike
+        See :func:`stack_encoder`.
+    n_features : int
+        Input size ``d_x`` (used to find the code size ``d_h``).
+    n_classes : int
+        Outputs of the new layer.
+    activation : str
+        After each bare ``nn.Linear`` in ``encoder``.
+
+    Returns
+    -------
+    nn.Sequential
+        ``(*encoder layers, [nn.Flatten()], nn.Linear(d_h, n_classes))``, mapping
+        ``(B, n_features)`` to logits ``(B, n_classes)``.
+
+    Examples
+    --------
+    >>> from contractive import mlp_autoencoder
+    >>> build_classifier(mlp_autoencoder([784, 1000]), 784, 10)
+    Sequential(
+      (0): Linear(in_features=784, out_features=1000, bias=True)
+      (1): Sigmoid()
+      (2): Linear(in_features=1000, out_features=10, bias=True)
+    )
+    """
+    _check_positive("n_features", n_features, integer=True)
+    _check_positive("n_classes", n_classes, integer=True)
+    features = _layers(encoder, activation)
+    body = nn.Sequential(*features)
+    dev = _device_of(body)
+    with torch.no_grad():
+        sample = body(torch.zeros(1, n_features, device=dev))  # (1, d_h) or (1, C, H, W)
+    if sample.dim() > 2:
+        features.append(nn.Flatten())
+    head = nn.Linear(int(sample[0].numel()), n_classes, device=dev)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    return nn.Sequential(*features, head)
+
+
+def test_error(
+    classifier: nn.Module,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    batch_size: int = 4096,  # noqa: PT028 (a library function that ruff takes for a test)
+) -> float:
+    """Fraction of the samples that ``classifier`` misclassifies (argmax of its outputs).
+
+    Parameters
+    ----------
+    classifier : nn.Module
+        Maps ``(B, d_x)`` to class scores ``(B, n_classes)``.
+    X : Tensor or ndarray
+        Inputs ``(n, d_x)``.
+    y : Tensor or ndarray
+        Integer labels ``(n,)``.
+    batch_size : int
+        Rows per forward pass.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> clf = nn.Linear(2, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = clf.weight.copy_(torch.eye(2))
+    >>> test_error(clf, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+    0.5
+    """
+    _check_positive("batch_size", batch_size, integer=True)
+    X = _as_float(X, "X")
+    labels = _as_labels(y, X.shape[0], "y")
+    device = _device_of(classifier)
+    was_training = classifier.training
+    classifier.eval()
+    wrong = 0
+    with torch.no_grad():
+        for i in range(0, X.shape[0], batch_size):
+            pred = classifier(X[i : i + batch_size].to(device)).argmax(dim=1).cpu()  # (B,)
+            wrong += int((pred != labels[i : i + batch_size]).sum())
+    classifier.train(was_training)
+    return wrong / X.shape[0]
+
+
+# pytest would otherwise collect ``test_error`` from any test module that imports it by name.
+test_error.__test__ = False  # type: ignore[attr-defined]
+
+
+@dataclass
+class FinetuneEpoch:
+    """One epoch of :func:`finetune`.
+
+    Attributes
+    ----------
+    epoch : int
+        1-based.
+    train_loss : float
+        Mean cross-entropy over the epoch's minibatches (weighted by their sizes).
+    val_error : float
+        Validation error after the epoch, in [0, 1].
+    lr : float
+        Learning rate used during the epoch.
+    time : float
+        Seconds for the epoch, validation included.
+    """
+
+    epoch: int
+    train_loss: float
+    val_error: float
+    lr: float
+    time: float
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` reports besides the classifier.
+
+    Attributes
+    ----------
+    val_error : float
+        Lowest validation error over the epochs, in [0, 1]; the returned classifier has the
+        weights of that epoch.
+    best_epoch : int
+        1-based epoch of ``val_error``.
+    epochs_run : int
+        Epochs done (fewer than asked when early stopping triggered).
+    stopped_early : bool
+        Whether ``patience`` epochs without improvement ended the run.
+    seconds : float
+        Wall time of the whole fine-tuning.
+    history : list of FinetuneEpoch
+    """
+
+    val_error: float
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    history: list[FinetuneEpoch] = field(default_factory=list)
+
+
+def finetune(
+    encoder: EncoderLike,
+    X_train: ArrayLike,
+    y_train: ArrayLike,
+    X_val: ArrayLike,
+    y_val: ArrayLike,
+    *,
+    epochs: int = 30,
+    lr: float = 0.05,
+    batch_size: int = 64,
+    patience: int = 0,
+    seed: int = 0,
+    optimizer: str = "sgd",
+    momentum: float = 0.9,
+    schedule: str = "cosine",
+    n_classes: int | None = None,
+    activation: str = "sigmoid",
+    device: torch.device | str | None = None,
+    on_epoch: Callable[[FinetuneEpoch], None] | None = None,
+) -> tuple[nn.Sequential, FinetuneResult]:
+    """Fine-tune an MLP classifier initialised from a trained encoder (Rifai et al., 2011).
+
+    The classifier is :func:`build_classifier`'s: copies of the encoder's layers (weights and
+    biases as they are; the encoder itself is not modified) followed by a new zero-initialised
+    output layer (the softmax is in the loss). Every parameter is trained with cross-entropy;
+    after each epoch the validation error is measured, and the weights of the best epoch (the
+    first one with the lowest error) are restored at the end.
+
+    Parameters
+    ----------
+    encoder : EncoderLike
+        A trained ``nn.Linear`` (then ``activation`` follows it), :class:`Autoencoder`, encoder
+        module, or a sequence of these (a greedy stack from :func:`train_stack`).
+    X_train, y_train : Tensor or ndarray
+        Training inputs ``(n, d_x)`` and integer labels ``(n,)``.
+    X_val, y_val : Tensor or ndarray
+        Validation inputs and labels, for early stopping and for picking the weights.
+    epochs : int
+        Maximum number of passes over the training data.
+    lr : float
+        Initial learning rate.
+    batch_size : int
+        Minibatch size.
+    patience : int
+        Stop after this many epochs without a lower validation error; 0 runs every epoch.
+    seed : int
+        Seeds the shuffling; the run is deterministic on the CPU.
+    optimizer : {"sgd", "adam"}
+        SGD uses ``momentum``.
+    momentum : float
+        SGD momentum, in [0, 1).
+    schedule : {"cosine", "constant"}
+        ``"cosine"`` decays the learning rate from ``lr`` towards 0 over ``epochs`` epochs.
+    n_classes : int, optional
+        Defaults to ``1 + max(label)`` over both label sets.
+    activation : str
+        After each bare ``nn.Linear`` in ``encoder``.
+    device : torch.device or str, optional
+        Where to train; defaults to the encoder's device.
+    on_epoch : callable, optional
+        Called with each :class:`FinetuneEpoch` (e.g. to print progress).
+
+    Returns
+    -------
+    classifier : nn.Sequential
+        In eval mode, with the best-validation weights; outputs logits ``(B, n_classes)``.
+    result : FinetuneResult
+
+    Raises
+    ------
+    ConfigError
+        An option or input is invalid.
+    TrainingDivergedError
+        The training loss became NaN or infinite (lower ``lr``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> enc = nn.Linear(4, 8)
+    >>> X = torch.rand(64, 4)
+    >>> y = (X[:, 0] > 0.5).long()
+    >>> clf, res = finetune(enc, X, y, X, y, epochs=3, lr=0.5, batch_size=16)
+    >>> clf
+    Sequential(
+      (0): Linear(in_features=4, out_features=8, bias=True)
+      (1): Sigmoid()
+      (2): Linear(in_features=8, out_features=2, bias=True)
+    )
+    >>> res.epochs_run, 0.0 <= res.val_error <= 1.0
+    (3, True)
+    """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        _check_positive(name, value, integer=True)
+    _check_positive("lr", lr)
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ConfigError(
+            f"The 'patience' parameter must be an int in the range [0, inf). Got {patience!r} "
+            "instead."
+        )
+    if optimizer not in _OPTIMIZERS:
+        raise ConfigError(
+            f"The 'optimizer' parameter must be one of {', '.join(_OPTIMIZERS)}. "
+            f"Got {optimizer!r} instead."
+        )
+    if schedule not in _SCHEDULES:
+        raise ConfigError(
+            f"The 'schedule' parameter must be one of {', '.join(_SCHEDULES)}. "
+            f"Got {schedule!r} instead."
+        )
+    if not (isinstance(momentum, int | float) and 0.0 <= momentum < 1.0):
+        raise ConfigError(
+            f"The 'momentum' parameter must be a float in the range [0, 1). Got {momentum!r} "
+            "instead."
+        )
+    Xt, Xv = _as_float(X_train, "X_train"), _as_float(X_val, "X_val")
+    yt, yv = _as_labels(y_train, Xt.shape[0], "y_train"), _as_labels(y_val, Xv.shape[0], "y_val")
+    if Xv.shape[1] != Xt.shape[1]:
+        raise ConfigError(
+            f"X_val has {Xv.shape[1]} features but X_train has {Xt.shape[1]}; they must match."
+        )
+    n_seen = int(max(int(yt.max()), int(yv.max()))) + 1
+    if n_classes is None:
+        n_classes = n_seen
+    elif isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < n_seen:
+        raise ConfigError(
+            f"The 'n_classes' parameter must be an int of at least {n_seen} (1 + the largest "
+            f"label). Got {n_classes!r} instead."
+        )
+
+    classifier = build_classifier(encoder, Xt.shape[1], n_classes, activation=activation)
+    dev = torch.device(device) if device is not None else _device_of(classifier)
+    classifier.to(dev)
+
+    params = list(classifier.parameters())
+    for p in params:
+        p.requires_grad_(True)  # a frozen encoder is still fine-tuned as a whole
+    opt: torch.optim.Optimizer
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
+    else:
+        opt = torch.optim.Adam(params, lr=lr)
+
+    def lr_at(epoch: int) -> float:  # 0-based epoch
+        if schedule == "constant":
+            return lr
+        return 0.5 * lr * (1.0 + math.cos(math.pi * epoch / epochs))
+
+    gen = torch.Generator().manual_seed(seed)
+    n = Xt.shape[0]
+    best_error = math.inf
+    best_epoch = 0
+    best_state: dict[str, Tensor] = {}
+    bad_epochs = 0
+    history: list[FinetuneEpoch] = []
+    stopped_early = False
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(epoch)
+        classifier.train()
+        perm = torch.randperm(n, generator=gen)  # (n,)
+        loss_sum = torch.zeros((), device=dev)  # summed on the device: no sync per step
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            xb, yb = Xt[idx].to(dev), yt[idx].to(dev)  # (B, d_x), (B,)
+            loss = F.cross_entropy(classifier(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * idx.shape[0]
+        train_loss = float(loss_sum) / n
+        # A too-large step can overflow the weights while the loss stays finite (saturated
+        # sigmoids hide it), so the weights are checked too.
+        problem = None
+        if not math.isfinite(train_loss):
+            problem = f"the training loss is {train_loss}"
+        elif not all(bool(torch.isfinite(p).all()) for p in params):
+            problem = "some weights are no longer finite"
+        if problem is not None:
+            raise TrainingDivergedError(
+                f"Fine-tuning diverged at epoch {epoch + 1}: {problem}. "
+                f"Lower the 'lr' parameter (got {lr!r})."
+            )
+        val_error = test_error(classifier, Xv, yv)
+        record = FinetuneEpoch(
+            epoch + 1, train_loss, val_error, lr_at(epoch), time.perf_counter() - t0
+        )
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if val_error < best_error:
+            best_error, best_epoch, bad_epochs = val_error, epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
+        else:
+            bad_epochs += 1
+            if patience and bad_epochs >= patience:
+                stopped_early = epoch + 1 < epochs
+                break
+    classifier.load_state_dict(best_state)
+    classifier.eval()
+    result = FinetuneResult(
+        val_error=best_error,
+        best_epoch=best_epoch,
+        epochs_run=len(history),
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - start,
+        history=history,
+    )
+    return classifier, result
+
+
+class ProbeResult(NamedTuple):
+    """What :func:`linear_probe` returns.
+
+    Attributes
+    ----------
+    error : float
+        Misclassified fraction of the evaluation set, in [0, 1].
+    accuracy : float
+        ``1 - error``.
+    classifier : sklearn.linear_model.LogisticRegression
+        The fitted probe.
+    """
+
+    error: float
+    accuracy: float
+    classifier: Any
+
+
+def linear_probe(
+    features_train: ArrayLike,
+    y_train: ArrayLike,
+    features_val: ArrayLike,
+    y_val: ArrayLike,
+    *,
+    C: float = 1.0,
+    max_iter: int = 1000,
+    n_threads: int | None = None,
+) -> ProbeResult:
+    """Multinomial logistic regression on frozen features, scored on a second set.
+
+    Parameters
+    ----------
+    features_train, y_train : Tensor or ndarray
+        Codes ``(n, d_h)`` (e.g. from :func:`encode`) and integer labels ``(n,)``.
+    features_val, y_val : Tensor or ndarray
+        Where the probe is scored.
+    C : float
+        Inverse L2 regularisation strength of :class:`sklearn.linear_model.LogisticRegression`.
+    max_iter : int
+        L-BFGS iterations; a probe that has not converged by then is used as it is (the
+        convergence warning is silenced, since a cheap probe is the point).
+    n_threads : int, optional
+        BLAS threads for the fit; by default as many as torch uses
+        (:func:`torch.get_num_threads`). On a machine busy with other jobs, BLAS threads that
+        wait for each other make the fit tens of times slower, so ``--threads 1`` reaches the
+        probe too.
+
+    Returns
+    -------
+    ProbeResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0]] * 10)
+    >>> y = np.array([0, 1] * 10)
+    >>> linear_probe(X, y, X, y).error
+    0.0
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    _check_positive("C", C)
+    _check_positive("max_iter", max_iter, integer=True)
+    if n_threads is not None:
+        _check_positive("n_threads", n_threads, integer=True)
+    Ft, Fv = _as_float(features_train, "features_train"), _as_float(features_val, "features_val")
+    yt = _as_labels(y_train, Ft.shape[0], "y_train").numpy()
+    yv = _as_labels(y_val, Fv.shape[0], "y_val").numpy()
+    if Fv.shape[1] != Ft.shape[1]:
+        raise ConfigError(
+            f"features_val has {Fv.shape[1]} columns but features_train has {Ft.shape[1]}; "
+            "they must match."
+        )
+    if np.unique(yt).size < 2:
+        raise ConfigError("The 'y_train' parameter must hold at least two classes. Got one.")
+    probe = LogisticRegression(C=C, max_iter=max_iter)
+    with warnings.catch_warnings(), threadpool_limits(limits=n_threads or torch.get_num_threads()):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        probe.fit(Ft.numpy(), yt)
+        accuracy = float((probe.predict(Fv.numpy()) == yv).mean())
+    return ProbeResult(1.0 - accuracy, accuracy, probe)
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy stacking.
+
+
+def train_stack(
+    X: ArrayLike,
+    configs: Sequence[Config],
+    *,
+    X_val: ArrayLike | None = None,
+    callbacks: Sequence[Callback] = (),
+    device: torch.device | str | None = None,
+    on_layer: Callable[[int, Autoencoder, Tensor], None] | None = None,
+) -> list[Autoencoder]:
+    """Train autoencoders greedily: layer ``k + 1`` learns from the codes of layer ``k``.
+
+    Layer 1 is trained on ``X``; then every input is encoded by it (without gradients) and
+    layer 2 is trained on those codes, and so on. Each layer is an MLP autoencoder built from
+    its config (``hidden``, ``activation``, ``tied``, ``loss``) and trained by
+    :class:`~contractive.train.Trainer` with that config's objective, so a stack of CAEs is
+    ``configs = [Config(hidden=[1000]), Config(hidden=[1000])]``. Each layer's weights are
+    initialised from ``torch.manual_seed(config.seed)`` without touching the caller's global
+    random state, so the result depends on the configs alone.
+
+    Parameters
+    ----------
+    X : Tensor or ndarray
+        Training inputs ``(n, d_x)``; with a ``"bce"`` loss they must lie in [0, 1].
+    configs : sequence of Config
+        One per layer, bottom first. ``architecture`` must be ``"mlp"``.
+    X_val : Tensor or ndarray, optional
+        Validation inputs, encoded alongside and passed to each layer's trainer (for its
+        validation metrics and ``patience``).
+    callbacks : sequence of Callback
+        Given to every layer's trainer (e.g. :class:`~contractive.callbacks.EpochLogger`).
+    device : torch.device or str, optional
+        Defaults to each config's ``device``.
+    on_layer : callable, optional
+        Called as ``on_layer(k, layer, inputs)`` after layer ``k`` (0-based) is trained, with
+        the inputs ``(n, d_k)`` it was trained on.
+
+    Returns
+    -------
+    list of Autoencoder
+        The trained layers, bottom first; pass the list to :func:`finetune` or
+        :func:`stack_encoder`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from contractive.config import Config
+    >>> cfgs = [Config(hidden=[8], epochs=1, batch_size=16), Config(hidden=[4], epochs=1)]
+    >>> layers = train_stack(torch.rand(32, 12), cfgs)
+    >>> [layer.encoder[0].weight.shape for layer in layers]
+    [torch.Size([8, 12]), torch.Size([4, 8])]
+    """
+    from .data import check_unit_interval
+    from .runs import build_model
+
+    if isinstance(configs, Config) or not configs:
+        raise ConfigError("The 'configs' parameter must be a non-empty sequence of Config.")
+    inputs = _as_float(X, "X")
+    val = _as_float(X_val, "X_val") if X_val is not None else None
+    layers: list[Autoencoder] = []
+    for k, config in enumerate(configs):
+        if not isinstance(config, Config):
+            raise ConfigError(
+                f"configs[{k}] must be a Config. Got {type(config).__name__} instead."
+            )
+        if config.architecture != "mlp":
+            raise ConfigError(
+                f"configs[{k}]: train_stack stacks MLP layers; the 'architecture' parameter "
+                f"must be 'mlp'. Got {config.architecture!r} instead."
+            )
+        if config.loss == "bce":
+            # Sigmoid codes are in [0, 1]; a layer below with another activation may not be.
+            check_unit_interval(inputs.numpy(), "X" if k == 0 else f"the codes of layer {k}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = build_model(config, inputs.shape[1], None)
+        dev = torch.device(device) if device is not None else resolve_device(config.device)
+        Trainer(model, config, callbacks=list(callbacks), device=dev).fit(inputs, val)
+        model.eval()
+        layers.append(model)
+        if on_layer is not None:
+            on_layer(k, model, inputs)
+        if k + 1 < len(configs):
+            inputs = encode(model, inputs)  # (n, d_h_k): the next layer's training data
+            val = encode(model, val) if val is not None else None
+    return layers

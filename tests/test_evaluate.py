@@ -1,0 +1,401 @@
+"""Tests of contractive.evaluate: fine-tuning, test error, linear probe, stacking, SAT, ||J||.
+
+Everything runs on sklearn's 8x8 digits or on small synthetic tensors; references are written
+out in the tests (closed forms, brute-force Jacobians from torch.autograd.functional).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from contractive import evaluate
+from contractive.config import Config
+from contractive.data import load_dataset
+from contractive.evaluate import (
+    FinetuneEpoch,
+    build_classifier,
+    encode,
+    finetune,
+    linear_probe,
+    mean_jacobian_norm,
+    saturation,
+    stack_encoder,
+    train_stack,
+)
+from contractive.exceptions import ConfigError, DataError, TrainingDivergedError
+from contractive.nn import Autoencoder, conv_autoencoder, mlp_autoencoder
+
+# Imported under another name: pytest would collect a module-level ``test_error``.
+error_rate = evaluate.test_error
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(2011)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: these tensors are tiny, and on a busy machine two threads wait
+    for each other at every op (tens of times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """sklearn digits in [0, 1]: (X_train, y_train, X_val, y_val), 1000 / 437 images."""
+    ds = load_dataset("digits", split="all")
+    assert ds.y is not None
+    X, y = torch.from_numpy(ds.X), torch.from_numpy(ds.y)
+    return X[:1000], y[:1000], X[1000:], y[1000:]
+
+
+def _trained_encoder(X: Tensor, hidden: int = 32, epochs: int = 10) -> Autoencoder:
+    (ae,) = train_stack(X, [Config(hidden=[hidden], epochs=epochs, batch_size=32)])
+    return ae
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the classifier.
+
+
+@pytest.mark.parametrize("kind", ["linear", "autoencoder", "sequential", "stack"])
+def test_classifier_copies_the_encoder_exactly(kind: str) -> None:
+    first = mlp_autoencoder([12, 7])
+    second = mlp_autoencoder([7, 5])
+    with torch.no_grad():  # non-default values, so that a fresh init cannot match by chance
+        first.encoder[0].bias.uniform_(-2, 2)
+        second.encoder[0].bias.uniform_(-2, 2)
+    encoder: evaluate.EncoderLike = {
+        "linear": first.encoder[0],
+        "autoencoder": first,
+        "sequential": first.encoder,
+        "stack": [first, second],
+    }[kind]
+    clf = build_classifier(encoder, 12, 3)
+    assert torch.equal(clf[0].weight, first.encoder[0].weight)
+    assert torch.equal(clf[0].bias, first.encoder[0].bias)
+    assert isinstance(clf[1], nn.Sigmoid)
+    assert clf[0].weight.data_ptr() != first.encoder[0].weight.data_ptr()  # a copy
+    if kind == "stack":
+        assert torch.equal(clf[2].weight, second.encoder[0].weight)
+        assert torch.equal(clf[2].bias, second.encoder[0].bias)
+    head = clf[-1]
+    assert isinstance(head, nn.Linear)
+    assert head.out_features == 3
+    assert head.in_features == (5 if kind == "stack" else 7)
+    assert not head.weight.any()
+    assert not head.bias.any()
+
+
+def test_classifier_from_a_conv_encoder_takes_flat_rows() -> None:
+    ae = conv_autoencoder((1, 8, 8), [4])
+    clf = build_classifier(ae, 64, 10)
+    assert clf(torch.rand(3, 64)).shape == (3, 10)
+    assert torch.equal(clf[1].weight, ae.encoder[0].weight)
+
+
+def test_finetune_starts_from_the_encoder_and_leaves_it_alone(
+    digits: tuple[Tensor, ...],
+) -> None:
+    X, y, Xv, yv = digits
+    ae = _trained_encoder(X)
+    before = {k: v.clone() for k, v in ae.state_dict().items()}
+    # A step size of 1e-12 keeps the trained weights where they started, to float precision.
+    clf, _ = finetune(ae, X, y, Xv, yv, epochs=1, lr=1e-12)
+    assert torch.allclose(clf[0].weight, before["encoder.0.weight"], atol=1e-9)
+    assert torch.allclose(clf[0].bias, before["encoder.0.bias"], atol=1e-9)
+    clf2, _ = finetune(ae, X, y, Xv, yv, epochs=2, lr=0.5)
+    assert not torch.allclose(clf2[0].weight, before["encoder.0.weight"])
+    for k, v in ae.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning.
+
+
+def test_finetune_learns_digits(digits: tuple[Tensor, ...]) -> None:
+    X, y, Xv, yv = digits
+    clf, res = finetune(_trained_encoder(X), X, y, Xv, yv, epochs=8, lr=0.5, batch_size=32)
+    assert res.val_error < 0.09  # chance is 0.9; logistic regression on pixels gets ~0.05
+    assert error_rate(clf, Xv, yv) == res.val_error
+    assert len(res.history) == res.epochs_run == 8
+    assert all(isinstance(h, FinetuneEpoch) for h in res.history)
+    assert res.history[-1].lr < res.history[0].lr  # cosine decay
+    assert not clf.training
+
+
+def test_early_stopping_keeps_the_best_validation_weights() -> None:
+    g = torch.Generator().manual_seed(2)  # a draw where the last epoch is strictly worse
+    X = torch.rand(200, 10, generator=g)
+    y = (X[:, 0] > 0.5).long()
+    Xv = torch.rand(100, 10, generator=g)
+    yv = torch.randint(0, 2, (100,), generator=g)  # noise: the validation error wanders
+    seen: list[FinetuneEpoch] = []
+    clf, res = finetune(
+        nn.Linear(10, 16),
+        X,
+        y,
+        Xv,
+        yv,
+        epochs=50,
+        lr=2.0,
+        batch_size=10,
+        patience=3,
+        schedule="constant",
+        on_epoch=seen.append,
+    )
+    errors = [h.val_error for h in res.history]
+    assert seen == res.history
+    assert res.stopped_early
+    assert res.epochs_run == res.best_epoch + 3 < 50
+    assert res.val_error == min(errors) == errors[res.best_epoch - 1]
+    assert errors.index(min(errors)) == res.best_epoch - 1  # the first best epoch
+    assert errors[-1] > res.val_error  # the last epoch was worse ...
+    assert error_rate(clf, Xv, yv) == res.val_error  # ... and its weights were not kept
+
+
+def test_finetune_is_deterministic(digits: tuple[Tensor, ...]) -> None:
+    X, y, Xv, yv = digits
+    enc = nn.Linear(64, 16)
+    a, ra = finetune(enc, X, y, Xv, yv, epochs=2, seed=3)
+    b, rb = finetune(enc, X, y, Xv, yv, epochs=2, seed=3)
+    c, _ = finetune(enc, X, y, Xv, yv, epochs=2, seed=4)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert [h.train_loss for h in ra.history] == [h.train_loss for h in rb.history]
+    assert not torch.equal(a[0].weight, c[0].weight)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_finetune_numpy_inputs_and_optimizers(optimizer: str) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 5), dtype=np.float32)
+    y = (X[:, 1] > 0.5).astype(np.int64)
+    clf, res = finetune(
+        nn.Linear(5, 4), X, y, X, y, epochs=2, optimizer=optimizer, lr=0.01, n_classes=3
+    )
+    assert clf[-1].out_features == 3
+    assert res.epochs_run == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, r"The 'epochs' parameter must be an int in the range \[1, inf\)"),
+        ({"lr": -1.0}, r"The 'lr' parameter must be a float in the range \(0, inf\)\. Got -1"),
+        ({"lr": math.nan}, r"The 'lr' parameter must be a float in the range \(0, inf\)"),
+        ({"batch_size": 2.5}, r"The 'batch_size' parameter must be an int"),
+        ({"patience": -1}, r"The 'patience' parameter must be an int in the range \[0, inf\)"),
+        ({"optimizer": "lbfgs"}, r"The 'optimizer' parameter must be one of sgd, adam"),
+        ({"schedule": "step"}, r"The 'schedule' parameter must be one of constant, cosine"),
+        ({"momentum": 1.0}, r"The 'momentum' parameter must be a float in the range \[0, 1\)"),
+        ({"n_classes": 1}, r"The 'n_classes' parameter must be an int of at least 2"),
+    ],
+)
+def test_finetune_rejects_bad_options(kwargs: dict[str, object], match: str) -> None:
+    X = torch.rand(8, 3)
+    y = torch.tensor([0, 1] * 4)
+    with pytest.raises(ConfigError, match=match):
+        finetune(nn.Linear(3, 2), X, y, X, y, **kwargs)  # type: ignore[arg-type]
+
+
+def test_finetune_rejects_bad_data() -> None:
+    X, y = torch.rand(8, 3), torch.tensor([0, 1] * 4)
+    enc = nn.Linear(3, 2)
+    with pytest.raises(ConfigError, match=r"X_val has 4 features but X_train has 3"):
+        finetune(enc, X, y, torch.rand(8, 4), y)
+    with pytest.raises(ConfigError, match=r"'y_train' parameter must have shape \(8,\)"):
+        finetune(enc, X, y[:5], X, y)
+    with pytest.raises(ConfigError, match=r"'y_val' parameter must hold integer class labels"):
+        finetune(enc, X, y, X, y.float())
+    with pytest.raises(ConfigError, match=r"'y_train' parameter must hold labels >= 0"):
+        finetune(enc, X, y - 1, X, y)
+    with pytest.raises(ConfigError, match=r"'X_train' parameter must be 2-D"):
+        finetune(enc, torch.rand(8), y, X, y)
+    with pytest.raises(ConfigError, match=r"'X_val' parameter must be a Tensor or a numpy"):
+        finetune(enc, X, y, [[0.0, 0.0, 0.0]], y)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"'encoder' parameter must be an nn.Linear, an"):
+        finetune("encoder", X, y, X, y)  # type: ignore[arg-type]
+
+
+def test_finetune_divergence_is_reported() -> None:
+    X = torch.rand(32, 3) * 100
+    y = torch.tensor([0, 1] * 16)
+    with pytest.raises(TrainingDivergedError, match=r"Fine-tuning diverged at epoch 1.*'lr'"):
+        finetune(nn.Linear(3, 4), X, y, X, y, lr=1e30, batch_size=8, schedule="constant")
+
+
+def test_test_error_known_values() -> None:
+    clf = nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        clf.weight.copy_(torch.eye(3, 2))
+    X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0], [3.0, 0.0]])
+    assert error_rate(clf, X, torch.tensor([0, 1, 1, 0])) == 0.0
+    assert error_rate(clf, X, torch.tensor([0, 1, 2, 2]), batch_size=1) == 0.5
+    assert clf.training  # the mode is restored
+    with pytest.raises(ConfigError, match=r"'batch_size' parameter must be an int in the range"):
+        error_rate(clf, X, torch.tensor([0, 1, 1, 0]), batch_size=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear probe.
+
+
+def test_linear_probe_on_digit_codes(digits: tuple[Tensor, ...]) -> None:
+    X, y, Xv, yv = digits
+    ae = _trained_encoder(X)
+    res = linear_probe(encode(ae, X), y, encode(ae, Xv), yv.numpy(), n_threads=1)
+    assert res.error < 0.2  # chance is 0.9; 32 units trained for 10 epochs on 1000 images
+    assert res.accuracy == pytest.approx(1.0 - res.error)
+    assert res.classifier.coef_.shape == (10, 32)
+
+
+def test_linear_probe_errors() -> None:
+    F = torch.rand(6, 3)
+    with pytest.raises(ConfigError, match=r"'y_train' parameter must hold at least two classes"):
+        linear_probe(F, torch.zeros(6, dtype=torch.long), F, torch.zeros(6, dtype=torch.long))
+    with pytest.raises(ConfigError, match=r"features_val has 2 columns but features_train has 3"):
+        linear_probe(F, torch.tensor([0, 1] * 3), torch.rand(6, 2), torch.tensor([0, 1] * 3))
+    with pytest.raises(ConfigError, match=r"The 'C' parameter must be a float in the range"):
+        linear_probe(F, torch.tensor([0, 1] * 3), F, torch.tensor([0, 1] * 3), C=0.0)
+    with pytest.raises(ConfigError, match=r"The 'n_threads' parameter must be an int in the"):
+        linear_probe(F, torch.tensor([0, 1] * 3), F, torch.tensor([0, 1] * 3), n_threads=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy stacking.
+
+
+def test_train_stack_trains_layer_two_on_layer_one_codes() -> None:
+    X = torch.rand(96, 20)
+    configs = [
+        Config(hidden=[12], epochs=2, batch_size=32, seed=1),
+        Config(hidden=[6], epochs=2, batch_size=32, seed=2, contraction=0.5),
+    ]
+    inputs: list[Tensor] = []
+    layers = train_stack(X, configs, on_layer=lambda k, layer, x: inputs.append(x))
+    assert [tuple(layer.encoder[0].weight.shape) for layer in layers] == [(12, 20), (6, 12)]
+    assert torch.equal(inputs[0], X)
+    codes = encode(layers[0], X)  # (96, 12)
+    assert torch.equal(inputs[1], codes)
+    # Training layer 2 alone on layer 1's codes, from the same seed, gives the same weights.
+    (alone,) = train_stack(codes, configs[1:])
+    assert torch.equal(alone.encoder[0].weight, layers[1].encoder[0].weight)
+    assert stack_encoder(layers)(X).shape == (96, 6)
+    assert encode(layers, X).shape == (96, 6)
+
+
+def test_train_stack_depends_on_the_configs_alone() -> None:
+    X = torch.rand(16, 4)
+    cfg = [Config(hidden=[3], epochs=1, seed=7)]
+    torch.manual_seed(5)
+    (first,) = train_stack(X, cfg)
+    after = torch.rand(3)
+    torch.manual_seed(6)
+    (second,) = train_stack(X, cfg)
+    assert torch.equal(first.encoder[0].weight, second.encoder[0].weight)
+    torch.manual_seed(5)
+    assert torch.equal(torch.rand(3), after)  # the caller's random stream was not consumed
+
+
+def test_train_stack_then_finetune_the_stack(digits: tuple[Tensor, ...]) -> None:
+    X, y, Xv, yv = digits
+    configs = [
+        Config(hidden=[32], epochs=10, batch_size=32),
+        Config(hidden=[16], epochs=10, batch_size=32),
+    ]
+    layers = train_stack(X, configs, X_val=Xv)
+    clf, res = finetune(layers, X, y, Xv, yv, epochs=8, lr=1.0, batch_size=32)
+    assert [m.__class__ for m in clf] == [nn.Linear, nn.Sigmoid, nn.Linear, nn.Sigmoid, nn.Linear]
+    assert res.val_error < 0.25
+
+
+def test_train_stack_errors() -> None:
+    X = torch.rand(8, 4)
+    with pytest.raises(ConfigError, match=r"'configs' parameter must be a non-empty sequence"):
+        train_stack(X, [])
+    with pytest.raises(ConfigError, match=r"'configs' parameter must be a non-empty sequence"):
+        train_stack(X, Config())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"configs\[0\] must be a Config\. Got dict instead"):
+        train_stack(X, [{"hidden": [3]}])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match=r"configs\[0\]: train_stack stacks MLP layers"):
+        train_stack(X, [Config(architecture="conv")])
+    with pytest.raises(DataError, match=r"X has values outside \[0, 1\]"):
+        train_stack(X * 3, [Config(hidden=[3])])
+    tanh = Config(hidden=[3], activation="tanh", loss="mse", epochs=1)
+    with pytest.raises(DataError, match=r"the codes of layer 1 has values outside \[0, 1\]"):
+        train_stack(X - 0.5, [tanh, Config(hidden=[2])])
+
+
+# ---------------------------------------------------------------------------------------------
+# SAT and ||J_f(x)||_F.
+
+
+def test_saturation_known_cases() -> None:
+    assert saturation(torch.full((5, 4), 0.999)) == 1.0
+    assert saturation(torch.full((5, 4), 0.001)) == 1.0
+    assert saturation(torch.full((5, 4), 0.5)) == 0.0
+    h = torch.tensor([[0.01, 0.5, 0.99, 0.5], [0.02, 0.03, 0.97, 0.5]])
+    assert saturation(h) == pytest.approx((2 / 4 + 3 / 4) / 2)
+    assert saturation(np.array([[0.04, 0.06]])) == 0.5
+    assert saturation(torch.tensor([[0.2, 0.9]]), low=0.25, high=0.85) == 1.0
+
+
+def test_saturation_errors() -> None:
+    with pytest.raises(ConfigError, match=r"'h' parameter must be 2-D \(n_samples, n_features\)"):
+        saturation(torch.rand(4))
+    with pytest.raises(ConfigError, match=r"'low' parameter must be below 'high'"):
+        saturation(torch.rand(2, 2), low=0.9, high=0.1)
+
+
+def test_saturation_of_a_trained_encoder_matches_the_definition() -> None:
+    enc = nn.Sequential(nn.Linear(6, 50), nn.Sigmoid())
+    with torch.no_grad():
+        enc[0].weight.mul_(30)
+    X = torch.rand(40, 6)
+    h = enc(X).detach()
+    per_example = [sum(float(v < 0.05 or v > 0.95) for v in row) / 50 for row in h.tolist()]
+    assert saturation(encode(enc, X)) == pytest.approx(sum(per_example) / 40)
+
+
+def test_mean_jacobian_norm_of_a_linear_encoder_is_the_frobenius_norm_of_w() -> None:
+    lin = nn.Linear(7, 5)
+    X = torch.rand(30, 7)
+    expected = float(torch.linalg.matrix_norm(lin.weight.detach()))
+    assert mean_jacobian_norm(lin, X, activation="identity") == pytest.approx(expected, rel=1e-5)
+    assert mean_jacobian_norm(nn.Sequential(lin), X) == pytest.approx(expected, rel=1e-5)
+
+
+def _brute_force_norms(f: nn.Module, X: Tensor) -> list[float]:
+    f = f.double()
+    return [
+        float(torch.linalg.matrix_norm(torch.autograd.functional.jacobian(f, x.double())))
+        for x in X
+    ]
+
+
+def test_mean_jacobian_norm_of_a_sigmoid_layer_and_a_stack() -> None:
+    ae1, ae2 = mlp_autoencoder([9, 6]), mlp_autoencoder([6, 4])
+    X = torch.rand(12, 9)
+    one = _brute_force_norms(stack_encoder(ae1), X)
+    assert mean_jacobian_norm(ae1, X, batch_size=5) == pytest.approx(np.mean(one), rel=1e-5)
+    two = _brute_force_norms(stack_encoder([ae1, ae2]), X)
+    got = mean_jacobian_norm([ae1, ae2], X, method="exact")
+    assert got == pytest.approx(np.mean(two), rel=1e-5)
+
+
+def test_mean_jacobian_norm_errors() -> None:
+    with pytest.raises(ConfigError, match=r"'batch_size' parameter must be an int in the range"):
+        mean_jacobian_norm(nn.Linear(2, 2), torch.rand(3, 2), batch_size=0)
+    with pytest.raises(ConfigError, match=r"'X' parameter must be 2-D .* Got shape \(0, 2\)"):
+        mean_jacobian_norm(nn.Linear(2, 2), torch.rand(0, 2))

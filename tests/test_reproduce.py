@@ -1,0 +1,309 @@
+"""Tests of contractive.reproduce: the Table 1 command end to end on a tiny synthetic "MNIST".
+
+The fake MNIST is written as real IDX ``.gz`` files (6x6 images of 10 noisy class prototypes)
+and its md5s are made the expected ones, so the whole path from ``load_dataset`` to the
+written table runs as it does on the real files, in a second or two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from contractive import data
+from contractive.exceptions import ConfigError
+from contractive.reproduce import (
+    FULL,
+    MODELS,
+    PAPER_TABLE1,
+    QUICK,
+    GridPoint,
+    Protocol,
+    add_reproduce_arguments,
+    cmd_reproduce,
+    planned_seconds,
+    protocol_differences,
+    run_table1,
+)
+
+N_TRAIN, N_TEST = 160, 60
+# Flags that shrink --quick to the fake data: 100 train, 60 validation, 8 hidden units.
+TINY = [
+    "--train-size",
+    "100",
+    "--val-size",
+    "60",
+    "--hidden",
+    "8",
+    "--pretrain-epochs",
+    "1",
+    "--finetune-epochs",
+    "2",
+    "--probe-size",
+    "50",
+    "--device",
+    "cpu",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: tiny tensors, and two threads stall each other on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _idx_gz(path: Path, arr: np.ndarray) -> None:
+    """Write a uint8 array as a gzipped IDX file (the MNIST format)."""
+    header = bytes([0, 0, 0x08, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
+    path.write_bytes(gzip.compress(header + arr.astype(np.uint8).tobytes(), mtime=0))
+
+
+@pytest.fixture
+def fake_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder of MNIST-format files holding 6x6 noisy prototypes of 10 classes."""
+    monkeypatch.delenv("CONTRACTIVE_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    prototypes = rng.random((10, 6, 6)) > 0.5
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for prefix, n in (("train", N_TRAIN), ("t10k", N_TEST)):
+        labels = rng.integers(0, 10, n)
+        flips = rng.random((n, 6, 6)) < 0.1
+        images = 255 * (prototypes[labels] ^ flips)
+        _idx_gz(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        _idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    md5s = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    monkeypatch.setitem(data._MD5, "mnist", md5s)
+    return folder
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="contractive reproduce")
+    add_reproduce_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def _tiny(protocol: Protocol = QUICK, **changes: object) -> Protocol:
+    base = {
+        "train_size": 100,
+        "val_size": 60,
+        "hidden": 8,
+        "pretrain_epochs": 1,
+        "finetune_epochs": 2,
+        "probe_size": 50,
+    }
+    return dataclasses.replace(protocol, **{**base, **changes})  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# The command.
+
+
+def test_reproduce_command_writes_table_and_json(
+    fake_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = _parse(["table1", "--data-dir", str(fake_mnist), "--out", str(out), "--quick", *TINY])
+    assert cmd_reproduce(args) == 0
+    rows = json.loads((out / "table1.json").read_text())
+    assert [row["model"] for row in rows] == list(MODELS)
+    for row in rows:
+        assert 0.0 <= row["test_error"] <= 100.0
+        assert 0.0 <= row["val_error"] <= 100.0
+        assert 0.0 <= row["sat"] <= 100.0
+        assert row["mean_jacobian_norm"] > 0
+        assert row["paper_test_error"] == PAPER_TABLE1[row["model"]].test_error
+        assert row["wall_seconds"] >= 0
+        assert len(row["grid"]) == 1
+        assert row["grid"][0]["selected_by_validation"]
+        assert "finetune_lr" in row["selected"]
+    cae = rows[0]
+    assert cae["selected"] == {"contraction": 1.0, "finetune_lr": 0.3}
+    assert cae["grid"][0]["contraction"] == 1.0
+    run = json.loads((out / "table1_run.json").read_text())
+    assert run["complete"]
+    assert run["models_done"] == list(MODELS)
+    assert "pre-training epochs 20 -> 1" in run["differences"]
+    assert run["command"].startswith("contractive reproduce table1 --data-dir")
+    assert "--quick" in run["command"]
+    table = (out / "table1.md").read_text()
+    assert "| CAE | **" in table
+    assert "| RBM-binary | not reproduced | 1.30 |" in table
+    assert "Shortened or changed from the full protocol" in table
+    assert "## Definitions" in table
+    captured = capsys.readouterr()
+    assert captured.out.startswith("# Table 1 (MNIST)")
+    assert "shortens the full protocol" in captured.err
+    assert "[CAE 1/1] pre-trained lambda=1" in captured.err
+    assert "[AE 1/1] fine-tuned lr=0.3: val error" in captured.err
+    assert "[AE+wd] selected wd=0.001, lr=0.3" in captured.err
+
+
+def test_selection_is_by_validation_error_and_runs_are_reproducible(
+    fake_mnist: Path, tmp_path: Path
+) -> None:
+    grids = {
+        "CAE": (GridPoint(0.01, 0.05), GridPoint(1.0, 0.05), GridPoint(1.0, 0.5)),
+        "AE": (GridPoint(None, 0.01), GridPoint(None, 0.5)),
+    }
+    # Small batches, so that even this little data is learned (the classes are 10 prototypes).
+    protocol = _tiny(
+        grids=grids,
+        pretrain_batch_size=16,
+        finetune_batch_size=16,
+        hidden=16,
+        finetune_epochs=10,
+    )
+    lines: list[str] = []
+    rows = run_table1(tmp_path / "a", data_dir=fake_mnist, protocol=protocol, log=lines.append)
+    assert [r["model"] for r in rows] == ["CAE", "AE"]
+    for row in rows:
+        errors = [p["val_error"] for p in row["grid"]]
+        chosen = [p for p in row["grid"] if p["selected_by_validation"]]
+        assert len(chosen) == 1
+        assert chosen[0]["val_error"] == row["val_error"] == min(errors)
+        assert chosen[0] is row["grid"][errors.index(min(errors))]  # ties: the first point
+        assert (
+            row["test_error"] < 50
+        )  # chance is 90    # lambda=1.0 is pre-trained once and fine-tuned at two learning rates.
+    assert sum("pre-trained" in line for line in lines if line.startswith("[CAE")) == 2
+    assert sum("fine-tuned" in line for line in lines if line.startswith("[CAE")) == 3
+    again = run_table1(tmp_path / "b", data_dir=fake_mnist, protocol=protocol, log=lambda _: None)
+    assert _no_times(rows) == _no_times(again)  # seeds fixed: only the timings differ
+
+
+def _no_times(rows: list[dict[str, object]]) -> str:
+    """The rows as JSON with every timing removed (the rest must match run to run)."""
+
+    def clean(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if "seconds" not in k}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(rows), sort_keys=True)
+
+
+def test_outputs_are_written_after_every_model(fake_mnist: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    def log(line: str) -> None:
+        if line.startswith("[DAE-g 1/1] pre-trained"):
+            raise KeyboardInterrupt  # as if the user stopped the run during the second model
+
+    with pytest.raises(KeyboardInterrupt):
+        run_table1(out, data_dir=fake_mnist, protocol=_tiny(), log=log)
+    rows = json.loads((out / "table1.json").read_text())
+    assert [r["model"] for r in rows] == ["CAE"]
+    assert "**In progress**: 1 of 5 models done." in (out / "table1.md").read_text()
+    assert not json.loads((out / "table1_run.json").read_text())["complete"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_models_option_runs_a_subset(fake_mnist: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = ["table1", "--data-dir", str(fake_mnist), "--out", str(out), "--quick"]
+    args = _parse([*argv, "--models", "AE", *TINY])
+    assert cmd_reproduce(args) == 0
+    assert [r["model"] for r in json.loads((out / "table1.json").read_text())] == ["AE"]
+    table = (out / "table1.md").read_text()
+    assert "| CAE | not run |" in table
+    assert "models left out: CAE, DAE-g, DAE-b, AE+wd" in table
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors.
+
+
+def test_too_many_images_is_refused(fake_mnist: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"train_size \+ val_size must be at most the 160 MNIST training images\. "
+        r"Got 150 \+ 60 = 210 instead\.",
+    ):
+        run_table1(tmp_path / "out", data_dir=fake_mnist, protocol=_tiny(train_size=150))
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_protocols_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"The 'hidden' parameter must be an int in the range"):
+        run_table1(tmp_path, protocol=_tiny(hidden=0))
+    with pytest.raises(ConfigError, match=r"The 'models' parameter must name at least one of"):
+        run_table1(tmp_path, protocol=_tiny(grids={}))
+    with pytest.raises(ConfigError, match=r"Got RBM instead"):
+        run_table1(tmp_path, protocol=_tiny(grids={"RBM": (GridPoint(None, 0.1),)}))
+    with pytest.raises(ConfigError, match=r"Every model's grid must hold at least one GridPoint"):
+        run_table1(tmp_path, protocol=_tiny(grids={"AE": ()}))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"--out .*file exists and is not a folder"):
+        run_table1(tmp_path / "file", protocol=_tiny())
+
+
+class _Raising(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ValueError(message)
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["table2", "--out", "o"], r"argument experiment: invalid choice: 'table2'"),
+        (["table1"], r"the following arguments are required: --out"),
+        (["table1", "--out", "o", "--models", "CAE,RBM"], r"comma-separated subset of CAE,"),
+        (["table1", "--out", "o", "--hidden", "0"], r"expected a positive integer, got '0'"),
+        (["table1", "--out", "o", "--threads", "x"], r"expected a positive integer, got 'x'"),
+    ],
+)
+def test_command_line_errors(argv: list[str], match: str) -> None:
+    parser = _Raising(prog="contractive reproduce")
+    add_reproduce_arguments(parser)
+    with pytest.raises(ValueError, match=match):
+        parser.parse_args(argv)
+
+
+def test_negative_seed_is_refused(tmp_path: Path) -> None:
+    args = _parse(["table1", "--out", str(tmp_path), "--seed", "-1"])
+    with pytest.raises(ConfigError, match=r"The 'seed' parameter must be >= 0\. Got -1 instead"):
+        cmd_reproduce(args)
+
+
+# ---------------------------------------------------------------------------------------------
+# The protocols themselves.
+
+
+def test_protocol_budgets() -> None:
+    assert planned_seconds(QUICK) < 10 * 60
+    assert planned_seconds(FULL) < 90 * 60
+    assert all(len(grid) == 3 for grid in FULL.grids.values())
+    assert all(len(grid) == 1 for grid in QUICK.grids.values())
+    assert FULL.models == QUICK.models == MODELS
+
+
+def test_quick_says_what_it_shortens() -> None:
+    changes = protocol_differences(QUICK)
+    assert "pre-training epochs 20 -> 4" in changes
+    assert "fine-tuning epochs 30 -> 15" in changes
+    assert "CAE grid: 1 point(s) instead of 3 (lambda=1, lr=0.3)" in changes
+    assert protocol_differences(FULL) == []
+
+
+def test_paper_table_is_the_confirmed_one() -> None:
+    assert PAPER_TABLE1["CAE"].test_error == 1.14
+    assert PAPER_TABLE1["AE"].test_error == 1.78
+    assert PAPER_TABLE1["CAE"].sat == 86.36
+    ranking = sorted(PAPER_TABLE1, key=lambda m: PAPER_TABLE1[m].test_error)
+    assert ranking == ["CAE", "DAE-g", "RBM-binary", "DAE-b", "AE+wd", "AE"]
