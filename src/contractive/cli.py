@@ -133,7 +133,38 @@ def _build_parser() -> _Parser:
     info = sub.add_parser("info", help="describe a run folder")
     info.add_argument("run", metavar="RUN", help="run folder")
     info.add_argument("--json", action="store_true", help="machine-readable output")
+
+    # The analysis commands define their own options next to the code they drive.
+    from .analysis import add_sample_arguments
+    from .report import add_report_arguments
+    from .reproduce import add_reproduce_arguments
+
+    add_sample_arguments(sub.add_parser("sample", help="sample along the learned manifold"))
+    add_report_arguments(
+        sub.add_parser("report", help="HTML report comparing runs: contraction, spectra, ...")
+    )
+    add_reproduce_arguments(
+        sub.add_parser("reproduce", help="reproduce Table 1 of Rifai et al. (2011) on MNIST")
+    )
     return parser
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .analysis import cmd_sample
+
+    return cmd_sample(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import cmd_report
+
+    return cmd_report(args)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import cmd_reproduce
+
+    return cmd_reproduce(args)
 
 
 def _config_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -311,6 +342,9 @@ _COMMANDS = {
     "encode": _cmd_encode,
     "reconstruct": _cmd_reconstruct,
     "info": _cmd_info,
+    "sample": _cmd_sample,
+    "report": _cmd_report,
+    "reproduce": _cmd_reproduce,
 }
 
 

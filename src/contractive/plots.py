@@ -7,6 +7,7 @@ importing contractive stays fast and works without a display.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,4 +131,295 @@ def plot_reconstructions(
             ax.axis("off")
     axes[0, 0].set_title("input", fontsize=8, loc="left")
     axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
+    return save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis figures (contraction, spectrum, tangents, samples, training curves).
+
+__all__ += [
+    "plot_contraction_curves",
+    "plot_samples",
+    "plot_spectra",
+    "plot_tangents",
+    "plot_training_curves",
+]
+
+
+def _image(row: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """One flat sample as a 2-D image (first channel of ``(C, H, W)``)."""
+    return np.asarray(row).reshape(-1, *image_shape[-2:])[0]
+
+
+def plot_contraction_curves(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+) -> Path:
+    """Mean contraction ratio against the radius, one line per model.
+
+    The radius axis is logarithmic; the ratio axis is linear from 0, or logarithmic when the
+    ratios span more than a factor of 20.
+
+    Parameters
+    ----------
+    curves : mapping of str to (radii, ratio)
+        Label of each model and its curve (e.g. a
+        :class:`~contractive.analysis.ContractionCurve`).
+    path : str or Path
+        Output PNG.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = np.logspace(-2, 1, 5)
+    >>> plot_contraction_curves({"cae": (r, 0.1 * r**0.2)}, "/tmp/c.png").name
+    'c.png'
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    values = []
+    for label, (radii, ratio) in curves.items():
+        ax.plot(np.asarray(radii), np.asarray(ratio), marker="o", markersize=3, label=label)
+        values.append(np.asarray(ratio, dtype=np.float64).ravel())
+    ax.set_xscale("log")
+    flat = np.concatenate(values) if values else np.ones(1)
+    positive = flat[flat > 0]
+    # Linear from 0 (as in the paper) unless the curves span more than a factor 20.
+    if positive.size and positive.max() > 20 * positive.min():
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(0.0, 1.05 * float(flat.max()) if flat.size and flat.max() > 0 else 1.0)
+    ax.set_xlabel("radius r = ||x1 - x0||")
+    ax.set_ylabel("mean ||f(x1) - f(x0)|| / r")
+    ax.set_title("contraction ratio", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_spectra(
+    spectra: Mapping[str, np.ndarray],
+    path: str | Path,
+    *,
+    k: int | None = None,
+    fraction: float = 0.1,
+) -> Path:
+    """Mean Jacobian singular values by rank, one line per model.
+
+    Left: the values on a log axis. Right: the values divided by each model's largest, with a
+    dashed line at ``fraction`` (how many directions the code is sensitive to).
+
+    Parameters
+    ----------
+    spectra : mapping of str to np.ndarray
+        Label of each model and its decreasing mean singular values.
+    path : str or Path
+        Output PNG.
+    k : int, optional
+        Show the first ``k`` values (default: all).
+    fraction : float
+        Height of the reference line on the right panel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plot_spectra({"ae": np.array([3.0, 2.0, 1.0])}, "/tmp/s.png").name
+    's.png'
+    """
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    for label, values in spectra.items():
+        s = np.asarray(values, dtype=np.float64)[:k]
+        rank = np.arange(1, s.size + 1)
+        floor = np.finfo(np.float64).tiny  # keeps exact zeros drawable on a log axis
+        left.plot(rank, np.maximum(s, floor), label=label)
+        right.plot(rank, np.maximum(s / (s[0] if s.size and s[0] > 0 else 1.0), floor), label=label)
+    right.axhline(fraction, color="grey", linestyle="--", linewidth=1, label=f"{fraction:g}")
+    for ax, title in ((left, "mean singular values"), (right, "relative to the largest")):
+        ax.set_yscale("log")
+        ax.set_xlabel("rank")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_ylabel("singular value of J_f(x)")
+    return save_figure(fig, path)
+
+
+def _mosaic(tiles: np.ndarray, *, pad: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Tiles ``(rows, cols, H, W)`` as one image with ``pad`` pixels of ``fill`` between them.
+
+    One ``imshow`` of a mosaic draws far faster than a grid of subplots.
+    """
+    rows, cols, h, w = tiles.shape
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), fill, dtype=np.float64)
+    for i in range(rows):
+        for j in range(cols):
+            out[i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = tiles[i, j]
+    return out
+
+
+def _tile_ticks(ax: Any, n: int, size: int, labels: Sequence[str], *, pad: int = 1) -> None:
+    ax.set_xticks([j * (size + pad) + (size - 1) / 2 for j in range(n)], labels, fontsize=7)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def plot_tangents(
+    x: np.ndarray,
+    values: np.ndarray,
+    vectors: np.ndarray,
+    image_shape: tuple[int, ...],
+    path: str | Path,
+) -> Path:
+    """Each input beside the leading right singular vectors of its Jacobian.
+
+    One row per point: the input, then the tangent directions (grey is zero, each scaled to
+    its own range), each marked with its singular value.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        ``(n, n_features)`` inputs.
+    values : np.ndarray
+        ``(n, k)`` singular values.
+    vectors : np.ndarray
+        ``(n, k, n_features)`` right singular vectors.
+    image_shape : tuple of int
+        Shape of one image.
+    path : str or Path
+        Output PNG.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.random.default_rng(0).normal(size=(2, 3, 16))
+    >>> plot_tangents(np.zeros((2, 16)), np.ones((2, 3)), v, (4, 4), "/tmp/t.png").name
+    't.png'
+    """
+    values = np.asarray(values)
+    n, k = values.shape
+    h, w = image_shape[-2:]
+    tiles = np.empty((n, k + 1, h, w))
+    for i in range(n):
+        tiles[i, 0] = np.clip(_image(x[i], image_shape), 0.0, 1.0)
+        for j in range(k):
+            img = _image(vectors[i, j], image_shape)
+            bound = float(np.abs(img).max()) or 1.0
+            tiles[i, j + 1] = 0.5 + 0.5 * img / bound  # grey is zero
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(0.75 * (k + 1) + 0.4, 0.8 * n + 0.6))
+    ax.imshow(_mosaic(tiles), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    _tile_ticks(ax, k + 1, w, ["input", *(f"t{j + 1}" for j in range(k))])
+    for i in range(n):
+        for j in range(k):
+            ax.text(
+                (j + 1) * (w + 1),
+                i * (h + 1) + h - 1,
+                f"{float(values[i, j]):.2g}",
+                color="yellow",
+                fontsize=5,
+                va="bottom",
+            )
+    ax.set_title("tangent directions: right singular vectors of J (singular value)", fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_samples(
+    chain: np.ndarray,
+    image_shape: tuple[int, ...],
+    path: str | Path,
+    *,
+    max_columns: int = 12,
+) -> Path:
+    """Sampling chains as an image grid: one row per chain, one column per step.
+
+    Parameters
+    ----------
+    chain : np.ndarray
+        ``(steps + 1, n_chains, n_features)``, as from
+        :func:`~contractive.analysis.sample_chain`; column 0 is the starting point.
+    image_shape : tuple of int
+        Shape of one image.
+    path : str or Path
+        Output PNG.
+    max_columns : int
+        With more steps, evenly spaced steps (always the first and last) are shown.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plot_samples(np.zeros((4, 2, 16)), (4, 4), "/tmp/samples.png").name
+    'samples.png'
+    """
+    chain = np.asarray(chain)
+    n_steps, n_chains = chain.shape[0], chain.shape[1]
+    cols = np.unique(np.linspace(0, n_steps - 1, min(n_steps, max_columns)).round().astype(int))
+    h, w = image_shape[-2:]
+    tiles = np.empty((n_chains, cols.size, h, w))
+    for i in range(n_chains):
+        for c, step in enumerate(cols):
+            tiles[i, c] = np.clip(_image(chain[step, i], image_shape), 0.0, 1.0)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(0.6 * cols.size + 0.4, 0.65 * n_chains + 0.6))
+    ax.imshow(_mosaic(tiles), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    _tile_ticks(ax, cols.size, w, ["x0" if s == 0 else str(s) for s in cols])
+    ax.set_title("sampling chains: x <- g(f(x) + J J^T alpha), by step", fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_training_curves(
+    histories: Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | Path,
+) -> Path:
+    """Training curves from ``metrics.jsonl`` rows, one line per run.
+
+    Panels: reconstruction loss (training solid, validation dashed), the penalty
+    ``||J_f(x)||_F^2`` (without lambda, log axis) and the validation objective ``val_total``.
+    Missing values (``None``) are left out.
+
+    Parameters
+    ----------
+    histories : mapping of str to sequence of dict
+        Label of each run and its epoch rows (``epoch``, ``recon``, ``penalty``,
+        ``val_recon``, ``val_total``), as :func:`contractive.train.read_metrics` returns.
+    path : str or Path
+        Output PNG.
+
+    Examples
+    --------
+    >>> rows = [{"epoch": 1, "recon": 5.0, "penalty": 2.0, "val_recon": 5.5, "val_total": 6.0}]
+    >>> plot_training_curves({"cae": rows}, "/tmp/training.png").name
+    'training.png'
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.2))
+    panels = (
+        (axes[0], ("recon", "val_recon"), "reconstruction loss"),
+        (axes[1], ("penalty",), "||J_f(x)||_F^2 (no lambda)"),
+        (axes[2], ("val_total",), "validation objective"),
+    )
+    for n, (label, rows) in enumerate(histories.items()):
+        color = f"C{n % 10}"
+        for ax, keys, _ in panels:
+            for key, style in zip(keys, ("-", "--"), strict=False):
+                pts = [
+                    (float(r.get("epoch", i + 1)), float(r[key]))
+                    for i, r in enumerate(rows)
+                    if r.get(key) is not None
+                ]
+                if pts:
+                    xs, ys = zip(*pts, strict=True)
+                    name = label if key != "val_recon" else f"{label} (val)"
+                    ax.plot(xs, ys, style, color=color, marker="o", markersize=3, label=name)
+    for ax, _, title in panels:
+        ax.set_xlabel("epoch")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    if axes[1].get_lines():
+        axes[1].set_yscale("log")
     return save_figure(fig, path)

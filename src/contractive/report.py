@@ -1,0 +1,577 @@
+"""One self-contained HTML page comparing trained runs: every analysis figure and a table.
+
+:func:`write_report` loads each run folder, analyses every run on the same data points (the
+same radii for the contraction curves, the same starting points for the sampling chains) and
+writes ``report.html`` with the figures embedded as base64 PNGs (no external file, script or
+style sheet), plus the PNGs themselves under ``figures/``.
+
+Figures
+    For every data: the contraction-ratio curves and the Jacobian spectra of all runs on shared
+    axes (one line per run, labelled by its folder name), and the training curves from each
+    run's ``metrics.jsonl``. For image data, per run: the encoder filters, reconstructions,
+    tangent directions and sampling chains.
+Table
+    Per run: the model and objective, the last validation reconstruction loss, mean
+    ``||J_f(x)||_F``, SAT, the contraction ratio at the smallest and largest radius, and how many
+    mean singular values exceed 10% of the largest. The definitions are in
+    :mod:`contractive.analysis` and are repeated under the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .analysis import (
+    DEFAULT_SIGMA,
+    DEFAULT_STEPS,
+    SPECTRUM_FRACTION,
+    Analysis,
+    _add_data_arguments,
+    _code_activation,
+    _load_run_data,
+    _non_negative_int,
+    _pick,
+    _positive_int,
+    analyze,
+    default_radii,
+    sample_chain,
+    tangent_directions,
+)
+from .exceptions import ConfigError
+from .runs import METRICS_FILE, Run, atomic_write_bytes, load_run
+
+__all__ = [
+    "Report",
+    "RunReport",
+    "add_report_arguments",
+    "cmd_report",
+    "format_table",
+    "write_report",
+]
+
+REPORT_FILE = "report.html"
+FIGURES_DIR = "figures"
+
+
+@dataclass
+class RunReport:
+    """What the report holds for one run.
+
+    Attributes
+    ----------
+    label : str
+        The run folder's name (made unique among the runs of the report).
+    run : Run
+        The loaded run.
+    analysis : Analysis
+        Its metrics on the report's points.
+    history : list of dict
+        The rows of its ``metrics.jsonl``.
+    figures : dict of str to Path
+        Its own figures (``filters``, ``reconstructions``, ``tangents``, ``samples``); empty
+        for non-image data.
+    """
+
+    label: str
+    run: Run
+    analysis: Analysis
+    history: list[dict[str, Any]]
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """A written report: where it is and what it measured.
+
+    Attributes
+    ----------
+    path : Path
+        ``report.html``.
+    runs : list of RunReport
+        One per run, in the order given.
+    figures : dict of str to Path
+        The shared figures: ``contraction``, ``spectrum``, ``training``.
+    source : str
+        The data the runs were analysed on.
+    """
+
+    path: Path
+    runs: list[RunReport]
+    figures: dict[str, Path]
+    source: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels and descriptions.
+
+
+def _labels(runs: Sequence[Run]) -> list[str]:
+    labels: list[str] = []
+    for run in runs:
+        base = run.path.resolve().name or str(run.path)
+        label, n = base, 2
+        while label in labels:
+            label, n = f"{base} ({n})", n + 1
+        labels.append(label)
+    return labels
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "run"
+
+
+def _describe_model(run: Run) -> str:
+    cfg = run.config
+    sizes = " → ".join(map(str, [run.n_features, *cfg.hidden]))
+    return f"{cfg.architecture} {sizes}, {cfg.activation}, {'tied' if cfg.tied else 'untied'}"
+
+
+def _describe_objective(run: Run) -> str:
+    cfg = run.config
+    text = f"{cfg.loss} + {cfg.contraction:g}·‖J‖²"
+    if cfg.higher_order:
+        text += f" + {cfg.higher_order:g}·CAE+H"
+    if cfg.weight_decay:
+        text += f" + {cfg.weight_decay:g}·‖W‖²"
+    if cfg.noise_std:
+        text += f"; Gaussian noise {cfg.noise_std:g}"
+    if cfg.mask_prob:
+        text += f"; masking {cfg.mask_prob:g}"
+    return text
+
+
+def _last_recon(history: list[dict[str, Any]]) -> float | None:
+    if not history:
+        return None
+    last = history[-1]
+    value = last.get("val_recon")
+    if value is None:
+        value = last.get("recon")
+    return None if value is None else float(value)
+
+
+def _sat_note(run: Run) -> str:
+    act = _code_activation(run.model.encoder)
+    name = type(act).__name__ if act is not None else "an empty encoder's"
+    return f"SAT is undefined for {name} codes: it needs a bounded (sigmoid or tanh) code."
+
+
+def _fmt(value: float | None, spec: str = ".4g") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    first = report.runs[0].analysis.contraction.radii
+    header = [
+        "run",
+        "model",
+        "objective",
+        "epochs",
+        "val recon",
+        "mean ‖J‖_F",
+        "SAT",
+        f"ratio r={first[0]:.3g}",
+        f"ratio r={first[-1]:.3g}",
+        f"# s.v. > {SPECTRUM_FRACTION:g}·max",
+        "largest s.v.",
+    ]
+    rows = []
+    for rr in report.runs:
+        a = rr.analysis
+        sat = None if a.saturation is None else 100.0 * a.saturation
+        rows.append(
+            [
+                rr.label,
+                _describe_model(rr.run),
+                _describe_objective(rr.run),
+                str(len(rr.history)),
+                _fmt(_last_recon(rr.history)),
+                _fmt(a.mean_jacobian_norm),
+                "n/a" if sat is None else f"{sat:.2f}%",
+                _fmt(float(a.contraction.ratio[0])),
+                _fmt(float(a.contraction.ratio[-1])),
+                f"{a.n_significant()} / {a.spectrum.size}",
+                _fmt(float(a.spectrum[0]) if a.spectrum.size else None),
+            ]
+        )
+    return header, rows
+
+
+def format_table(report: Report) -> str:
+    """The metrics table as aligned plain text (what ``contractive report`` prints).
+
+    Examples
+    --------
+    >>> print(format_table(report))  # doctest: +SKIP
+    run  model  objective  epochs  val recon  mean ‖J‖_F  SAT  ...
+    """
+    header, rows = _rows(report)
+    keep = [i for i, h in enumerate(header) if h not in ("model", "objective")]
+    table = [[header[i] for i in keep]] + [[row[i] for i in keep] for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(keep))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures and HTML.
+
+
+def _draw(
+    runs: list[RunReport],
+    points: list[torch.Tensor],
+    fig_dir: Path,
+    *,
+    sigma: float,
+    steps: int,
+    chains: int,
+    seed: int,
+) -> dict[str, Path]:
+    from .plots import (
+        plot_contraction_curves,
+        plot_filters,
+        plot_reconstructions,
+        plot_samples,
+        plot_spectra,
+        plot_tangents,
+        plot_training_curves,
+    )
+
+    shared = {
+        "contraction": plot_contraction_curves(
+            {rr.label: rr.analysis.contraction for rr in runs},
+            fig_dir / "contraction.png",
+        ),
+        "spectrum": plot_spectra(
+            {rr.label: rr.analysis.spectrum for rr in runs},
+            fig_dir / "spectrum.png",
+            fraction=SPECTRUM_FRACTION,
+        ),
+        "training": plot_training_curves(
+            {rr.label: rr.history for rr in runs}, fig_dir / "training.png"
+        ),
+    }
+    for rr, x in zip(runs, points, strict=True):
+        shape = rr.run.meta.get("image_shape")
+        if not shape:
+            continue
+        image_shape = tuple(int(s) for s in shape)
+        model = rr.run.model
+        name = _slug(rr.label)
+        with torch.no_grad():
+            x_hat = model(x[:10]).x_hat.reshape(min(10, x.shape[0]), -1)
+        tangents = tangent_directions(model, x[:4], k=min(5, int(rr.analysis.spectrum.size)))
+        chain = sample_chain(model, x[:chains], sigma=sigma, steps=steps, seed=seed)
+        rr.figures = {
+            "filters": plot_filters(model.encoder, image_shape, fig_dir / f"{name}-filters.png"),
+            "reconstructions": plot_reconstructions(
+                x[:10].numpy(),
+                x_hat.numpy(),
+                image_shape,
+                fig_dir / f"{name}-reconstructions.png",
+            ),
+            "tangents": plot_tangents(
+                x[:4].numpy(),
+                tangents.values.numpy(),
+                tangents.vectors.numpy(),
+                image_shape,
+                fig_dir / f"{name}-tangents.png",
+            ),
+            "samples": plot_samples(chain, image_shape, fig_dir / f"{name}-samples.png"),
+        }
+    return shared
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: left; }
+th { background: #eee; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.85em; color: #555; }
+.defs { font-size: 0.85em; color: #444; }
+"""
+
+_CAPTIONS = {
+    "contraction": "Mean contraction ratio ‖f(x1) − f(x0)‖ / ‖x1 − x0‖ for x1 uniform on the "
+    "sphere of radius r around each point x0 (same directions for every run and radius).",
+    "spectrum": "Singular values of J_f(x), sorted, averaged over the points; right: divided by "
+    "the largest, with the 10% line.",
+    "training": "Per-epoch reconstruction loss (dashed: validation), penalty ‖J_f(x)‖²_F without "
+    "λ, and validation objective, from metrics.jsonl.",
+    "filters": "Encoder filters: the first layer's weights as images (grey is zero).",
+    "reconstructions": "Inputs (top) and reconstructions (bottom).",
+    "tangents": "Each input beside the leading right singular vectors of J_f(x), marked with "
+    "their singular values (yellow): the input directions along which the code changes most.",
+    "samples": "Sampling chains x ← g(f(x) + J Jᵀ α), α ~ N(0, σ²I), one row per chain.",
+}
+
+
+def _img(path: Path, key: str, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure id="fig-{html.escape(path.stem)}"><img alt="{html.escape(alt)}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{html.escape(_CAPTIONS[key])}'
+        "</figcaption></figure>"
+    )
+
+
+def _html(
+    report: Report, *, split: str, seed: int, sigma: float, steps: int, image_data: bool
+) -> str:
+    header, rows = _rows(report)
+    numeric = {4, 5, 6, 7, 8, 9, 10}
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{html.escape(c)}</td>'
+            if i in numeric
+            else f"<td>{html.escape(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    n_points = report.runs[0].analysis.n_points
+    from .data import DATASETS
+
+    where = f"split {split}" if report.source.strip().lower() in DATASETS else "whole file"
+    notes = [
+        "<b>mean ‖J‖_F</b>: Frobenius norm of each point's Jacobian of the encoder, averaged "
+        "over the points; no other normalisation.",
+        "<b>SAT</b>: share of code units with h &lt; 0.05 or h &gt; 0.95 (sigmoid code) or "
+        "|h| &gt; 0.9 (tanh code, the same relative thresholds), over all points and units.",
+        "<b>ratio r</b>: mean contraction ratio at the smallest and largest radius of the curve.",
+        f"<b># s.v. &gt; {SPECTRUM_FRACTION:g}·max</b>: mean singular values of J_f(x) above "
+        f"{SPECTRUM_FRACTION:g} times the largest mean singular value, out of min(d_h, d_x).",
+        "<b>val recon</b>: reconstruction loss on the run's validation split at its last epoch "
+        "(training loss when it had none).",
+    ]
+    notes += [
+        html.escape(_sat_note(rr.run)) for rr in report.runs if rr.analysis.saturation is None
+    ]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>contractive report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>contractive report</h1>",
+        f"<p>Data: {html.escape(report.source)} ({html.escape(where)}), {n_points} points "
+        f"drawn with seed {seed} (the spectrum averages over the first "
+        f"{report.runs[0].analysis.spectrum_points} of them). Runs: "
+        + ", ".join(html.escape(rr.label) for rr in report.runs)
+        + ".</p>",
+        "<h2>Metrics</h2>",
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
+        '<ul class="defs">' + "".join(f"<li>{n}</li>" for n in notes) + "</ul>",
+        "<h2>Contraction ratio</h2>",
+        _img(report.figures["contraction"], "contraction", "contraction ratio against radius"),
+        "<h2>Jacobian spectrum</h2>",
+        _img(report.figures["spectrum"], "spectrum", "mean singular values of the Jacobian"),
+        "<h2>Training curves</h2>",
+        _img(report.figures["training"], "training", "training curves"),
+    ]
+    if not image_data:
+        parts.append(
+            "<p>Filters, reconstructions, tangents and samples are drawn for image data only; "
+            "these runs were trained on tabular data.</p>"
+        )
+    for rr in report.runs:
+        if not rr.figures:
+            continue
+        parts.append(f"<h2>{html.escape(rr.label)}</h2>")
+        parts.append(
+            f"<p>{html.escape(_describe_model(rr.run))}; "
+            f"{html.escape(_describe_objective(rr.run))}.</p>"
+        )
+        for key, path in rr.figures.items():
+            if key == "samples":
+                parts.append(f"<p>σ = {sigma:g}, {steps} steps, seed {seed}.</p>")
+            parts.append(_img(path, key, f"{rr.label}: {key}"))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API.
+
+
+def write_report(
+    runs: Sequence[str | os.PathLike[str] | Run],
+    out: str | os.PathLike[str],
+    *,
+    data: str | None = None,
+    data_dir: str | None = None,
+    split: str = "test",
+    n_points: int = 500,
+    spectrum_points: int = 200,
+    seed: int = 0,
+    sigma: float = DEFAULT_SIGMA,
+    steps: int = DEFAULT_STEPS,
+    chains: int = 6,
+) -> Report:
+    """Analyse runs on the same data and write ``out/report.html`` (and ``out/figures/``).
+
+    Parameters
+    ----------
+    runs : sequence of path or Run
+        Run folders (or loaded runs) trained on inputs of the same size.
+    out : str or path-like
+        Output folder; created if missing.
+    data : str, optional
+        ``"digits"``, ``"mnist"``, ``"fashion-mnist"`` or a ``.npy``/``.npz``/``.csv`` path,
+        on which every run is analysed; default: the first run's training data.
+    data_dir : str, optional
+        Where the dataset files are (default: each run's own setting).
+    split : {"test", "train", "all"}
+        Split of a built-in dataset; files are used whole.
+    n_points : int
+        Points drawn (with ``seed``) for the metrics; all of them if the data have fewer.
+    spectrum_points : int
+        The spectrum is averaged over the first ``spectrum_points`` of them (an
+        eigendecomposition per point: about 0.1 s each for 1000 x 784 Jacobians on one core).
+    seed : int
+        Seed of the points, the contraction directions and the sampling noise.
+    sigma, steps, chains
+        Sampling chains drawn for image data (see :func:`contractive.analysis.sample_chain`).
+
+    Returns
+    -------
+    Report
+        The path of ``report.html``, each run's metrics and the figures.
+
+    Raises
+    ------
+    ConfigError
+        No runs, a bad parameter, or ``out`` is a file.
+    DataError
+        The data cannot be loaded or do not fit a run's input size.
+
+    Examples
+    --------
+    >>> report = write_report(["runs/cae", "runs/ae"], "report", data="digits")  # doctest: +SKIP
+    >>> report.path  # doctest: +SKIP
+    PosixPath('report/report.html')
+    """
+    if not runs:
+        raise ConfigError("The 'runs' parameter must name at least one run folder. Got none.")
+    checks = (
+        ("n_points", n_points, 1),
+        ("spectrum_points", spectrum_points, 1),
+        ("steps", steps, 1),
+        ("chains", chains, 1),
+    )
+    for name, value, low in checks:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(
+                f"The '{name}' parameter must be an int in the range [{low}, inf). "
+                f"Got {value!r} instead."
+            )
+    if split not in ("train", "test", "all"):
+        raise ConfigError(
+            f"The 'split' parameter must be one of train, test, all. Got {split!r} instead."
+        )
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} exists and is not a folder.")
+    from .train import read_metrics
+
+    loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
+    labels = _labels(loaded)
+    # Every run is analysed on the same data: --data, else the first run's training data.
+    source = data or loaded[0].config.data
+    cache: dict[tuple[Any, ...], Any] = {}
+    points: list[torch.Tensor] = []
+    for run in loaded:
+        key = (data_dir or run.config.data_dir, run.config.scale, run.config.label_column)
+        if key not in cache:
+            cache[key] = _load_run_data(run, source, data_dir, split)[0]
+        ds = cache[key]
+        idx = _pick(ds.n_samples, n_points, seed)
+        points.append(run.prepare(ds.X[idx]))  # (n, n_features), scaled as in training
+    radii = default_radii(points[0])  # shared, so that every curve has the same axis
+    reports = [
+        RunReport(
+            label,
+            run,
+            analyze(run.model, x, radii=radii, seed=seed, spectrum_points=spectrum_points),
+            read_metrics(run.path / METRICS_FILE),
+        )
+        for label, run, x in zip(labels, loaded, points, strict=True)
+    ]
+    fig_dir = out_dir / FIGURES_DIR
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    shared = _draw(reports, points, fig_dir, sigma=sigma, steps=steps, chains=chains, seed=seed)
+    report = Report(out_dir / REPORT_FILE, reports, shared, source)
+    image_data = any(rr.figures for rr in reports)
+    text = _html(report, split=split, seed=seed, sigma=sigma, steps=steps, image_data=image_data)
+    atomic_write_bytes(report.path, text.encode("utf-8"))
+    return report
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``contractive report RUN [RUN ...] --out DIR`` to ``parser``.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> p = argparse.ArgumentParser()
+    >>> add_report_arguments(p)
+    >>> p.parse_args(["runs/cae", "runs/ae", "--out", "rep"]).runs
+    ['runs/cae', 'runs/ae']
+    """
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders to compare")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.html")
+    _add_data_arguments(parser, whose="the first run's")
+    parser.add_argument(
+        "--n-points",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="data points the metrics are averaged over (default: 500)",
+    )
+    parser.add_argument(
+        "--spectrum-points",
+        type=_positive_int,
+        default=200,
+        metavar="N",
+        help="of those, the points the Jacobian spectrum is averaged over (default: 200)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="seed of the points, directions and sampling noise (default: 0)",
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``contractive report``: write the report, print the metrics table; returns 0."""
+    report = write_report(
+        args.runs,
+        args.out,
+        data=args.data,
+        data_dir=args.data_dir,
+        split=args.split,
+        n_points=args.n_points,
+        spectrum_points=args.spectrum_points,
+        seed=args.seed,
+    )
+    print(format_table(report))
+    print(f"Wrote {report.path}")
+    return 0

@@ -1,0 +1,188 @@
+"""Tests of contractive.report: reports rendered from tiny runs trained here, image and tabular.
+
+The command is exercised through ``add_report_arguments`` + ``cmd_report`` on a small argparse
+parser, as ``contractive report`` wires them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from contractive.config import Config
+from contractive.exceptions import ConfigError, DataError
+from contractive.report import (
+    Report,
+    add_report_arguments,
+    cmd_report,
+    format_table,
+    write_report,
+)
+from contractive.workflow import train_run
+
+PNG = b"\x89PNG\r\n\x1a\n"
+SHARED = ("contraction", "spectrum", "training")
+PER_RUN = ("filters", "reconstructions", "tangents", "samples")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="contractive report")
+    add_report_arguments(parser)
+    return parser
+
+
+def _embedded(page: str) -> dict[str, bytes]:
+    """Figure id -> decoded PNG bytes of every embedded image."""
+    found = re.findall(
+        r'<figure id="fig-([^"]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)">', page
+    )
+    return {name: base64.b64decode(data) for name, data in found}
+
+
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    cae, ae = root / "cae", root / "ae"
+    train_run(Config(data="digits", hidden=[16], epochs=2), cae, quiet=True, plots=False)
+    train_run(
+        Config(data="digits", hidden=[16], epochs=2, contraction=0.0), ae, quiet=True, plots=False
+    )
+    return cae, ae
+
+
+@pytest.fixture(scope="module")
+def image_report(
+    digits_runs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("report")
+    args = _parser().parse_args(
+        [*map(str, digits_runs), "--out", str(out), "--n-points", "60", "--seed", "1"]
+    )
+    assert cmd_report(args) == 0
+    return out, (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_image_report_embeds_every_figure(image_report: tuple[Path, str]) -> None:
+    out, page = image_report
+    figures = _embedded(page)
+    expected = {*SHARED, *(f"{run}-{kind}" for run in ("cae", "ae") for kind in PER_RUN)}
+    assert set(figures) == expected
+    for name, data in figures.items():
+        assert data.startswith(PNG), name
+        assert (out / "figures" / f"{name}.png").read_bytes() == data
+
+
+def test_report_is_self_contained(image_report: tuple[Path, str]) -> None:
+    _, page = image_report
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page
+    assert "<link" not in page
+    assert not re.search(r'src="(?!data:)', page)
+    assert "http://" not in page
+    assert "https://" not in page
+
+
+def test_report_has_the_metrics_table(image_report: tuple[Path, str]) -> None:
+    _, page = image_report
+    table = re.search(r"<table>.*?</table>", page, re.S)
+    assert table is not None
+    rows = re.findall(r"<tr>(.*?)</tr>", table.group(0), re.S)
+    assert len(rows) == 3  # header + two runs
+    for column in ("mean ‖J‖_F", "SAT", "ratio r=", "# s.v. &gt; 0.1·max", "val recon"):
+        assert column in rows[0]
+    assert "<td>cae</td>" in rows[1]
+    assert "<td>ae</td>" in rows[2]
+    assert "bce + 0.1·‖J‖²" in rows[1]
+    assert "bce + 0·‖J‖²" in rows[2]
+    assert re.search(r'<td class="num">\d+\.\d+%</td>', rows[1])  # sigmoid: SAT defined
+    assert "60 points drawn with seed 1 (the spectrum averages over the first 60 of them)" in page
+
+
+@pytest.fixture(scope="module")
+def tabular_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tabular")
+    data = root / "x.npy"
+    np.save(data, np.random.default_rng(0).random((120, 10)).astype(np.float32))
+    sig, relu = root / "sig", root / "relu"
+    train_run(Config(data=str(data), hidden=[4], epochs=2), sig, quiet=True)
+    train_run(Config(data=str(data), hidden=[4], epochs=2, activation="relu"), relu, quiet=True)
+    return sig, relu
+
+
+def test_tabular_report_has_the_shared_figures_only(
+    tabular_runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _parser().parse_args([*map(str, tabular_runs), "--out", str(tmp_path)])
+    assert cmd_report(args) == 0
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    figures = _embedded(page)
+    assert set(figures) == set(SHARED)
+    assert all(data.startswith(PNG) for data in figures.values())
+    assert "drawn for image data only" in page
+    # SAT: defined for the sigmoid code, n/a with the reason for the ReLU code.
+    rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)
+    assert re.search(r"\d+\.\d+%", rows[1])
+    assert '<td class="num">n/a</td>' in rows[2]
+    assert "SAT is undefined for ReLU codes: it needs a bounded (sigmoid or tanh) code." in page
+    assert "(whole file), 120 points" in page  # all of them: fewer than --n-points
+    # The command prints the table (without the long model/objective columns) and the path.
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["run", "epochs", "val", "recon"]
+    assert lines[1].startswith("sig ")
+    assert lines[2].startswith("relu ")
+    assert "n/a" in lines[2]
+    assert lines[3] == f"Wrote {tmp_path / 'report.html'}"
+
+
+def test_report_is_deterministic_and_labels_are_unique(
+    tabular_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    sig = tabular_runs[0]
+    a = write_report([sig, sig], tmp_path / "a", n_points=50, seed=3)
+    b = write_report([sig, sig], tmp_path / "b", n_points=50, seed=3)
+    assert isinstance(a, Report)
+    assert a.path == tmp_path / "a" / "report.html"
+    assert a.path.read_bytes() == b.path.read_bytes()
+    assert [rr.label for rr in a.runs] == ["sig", "sig (2)"]
+    assert format_table(a).splitlines()[2].startswith("sig (2) ")
+    first, second = (rr.analysis for rr in a.runs)
+    assert first.n_points == 50
+    np.testing.assert_array_equal(first.spectrum, second.spectrum)
+
+
+def test_report_errors(
+    digits_runs: tuple[Path, Path], tabular_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="'runs' parameter must name at least one run folder"):
+        write_report([], tmp_path)
+    with pytest.raises(ConfigError, match=r"'n_points' parameter must be an int .*Got 0 instead"):
+        write_report([digits_runs[0]], tmp_path, n_points=0)
+    with pytest.raises(ConfigError, match="'split' parameter must be one of train, test, all"):
+        write_report([digits_runs[0]], tmp_path, split="valid")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        write_report([digits_runs[0]], blocker)
+    # Every run is analysed on the first run's data (or --data): 64 digits pixels do not fit
+    # a model of 10 inputs, nor 10 features a model of 64.
+    with pytest.raises(DataError, match="X has 64 features, but the model in .* trained on 10"):
+        write_report([digits_runs[0], tabular_runs[0]], tmp_path / "mixed")
+    npy = str(tabular_runs[0].parent / "x.npy")
+    with pytest.raises(DataError, match="X has 10 features, but the model in .* trained on 64"):
+        write_report([digits_runs[0]], tmp_path / "other", data=npy)
+
+
+def test_report_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parser().parse_args(["a", "b", "--out", "o", "--data", "mnist", "--data-dir", "d"])
+    assert (args.runs, args.out, args.data, args.data_dir) == (["a", "b"], "o", "mnist", "d")
+    assert (args.split, args.n_points, args.spectrum_points, args.seed) == ("test", 500, 200, 0)
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["a", "--out", "o", "--n-points", "0"])
+    assert "expected a positive integer, got '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--out", "o"])
