@@ -56,6 +56,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._argtypes import non_negative_float, non_negative_int, positive_int
 from .exceptions import ConfigError
 from .nn import Autoencoder
 from .penalties import _derivative, _exact_jacobian, _flatten, analytic_supported, jacobian_penalty
@@ -816,36 +817,6 @@ def analyze(
 # Data for a run (shared with the report) and the ``contractive sample`` command.
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
 def _add_data_arguments(parser: argparse.ArgumentParser, *, whose: str = "the run's") -> None:
     parser.add_argument(
         "--data",
@@ -913,27 +884,27 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     _add_data_arguments(parser)
     parser.add_argument(
         "--sigma",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=DEFAULT_SIGMA,
         help=f"std of the code-space noise alpha (default: {DEFAULT_SIGMA:g})",
     )
     parser.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_STEPS,
         metavar="N",
         help=f"chain steps (default: {DEFAULT_STEPS})",
     )
     parser.add_argument(
         "--chains",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         metavar="N",
         help="chains, each from its own data point (default: 8)",
     )
     parser.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="seed of the starting points and the noise (default: 0)",

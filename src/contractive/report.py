@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ._argtypes import non_negative_int, positive_int
 from .analysis import (
     DEFAULT_SIGMA,
     DEFAULT_STEPS,
@@ -39,9 +40,7 @@ from .analysis import (
     _add_data_arguments,
     _code_activation,
     _load_run_data,
-    _non_negative_int,
     _pick,
-    _positive_int,
     analyze,
     default_radii,
     sample_chain,
@@ -539,21 +538,21 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     _add_data_arguments(parser, whose="the first run's")
     parser.add_argument(
         "--n-points",
-        type=_positive_int,
+        type=positive_int,
         default=500,
         metavar="N",
         help="data points the metrics are averaged over (default: 500)",
     )
     parser.add_argument(
         "--spectrum-points",
-        type=_positive_int,
+        type=positive_int,
         default=200,
         metavar="N",
         help="of those, the points the Jacobian spectrum is averaged over (default: 200)",
     )
     parser.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="seed of the points, directions and sampling noise (default: 0)",

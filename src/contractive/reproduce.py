@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._argtypes import positive_int
 from .config import Config
 from .evaluate import (
     encode,
@@ -763,16 +764,6 @@ def run_table1(
 # Command line.
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _model_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [n for n in names if n not in MODELS]
@@ -827,7 +818,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="torch intra-op threads (default: torch's choice; 1 is faster on a busy machine)",
     )
@@ -836,7 +827,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for name, help_text in _OVERRIDES.items():
         changes.add_argument(
-            "--" + name.replace("_", "-"), type=_positive_int, metavar="N", help=help_text
+            "--" + name.replace("_", "-"), type=positive_int, metavar="N", help=help_text
         )
 
 

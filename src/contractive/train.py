@@ -41,7 +41,7 @@ from .penalties import analytic_supported, encode_with_penalty, higher_order_pen
 
 __all__ = [
     "Callback",
-    "EarlyStopping",
+    "EarlyStoppingLog",
     "EpochMetrics",
     "Trainer",
     "TrainingInterrupted",
@@ -615,7 +615,7 @@ class Trainer:
                 self.state.stopped_early = True
 
 
-class EarlyStopping(Callback):
+class EarlyStoppingLog(Callback):
     """Early stopping is built into :class:`Trainer` through ``config.patience``.
 
     This callback only reports when it triggered, so that progress output says why the run

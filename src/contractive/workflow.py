@@ -30,7 +30,7 @@ from .runs import (
     build_model,
     read_config,
 )
-from .train import Callback, EarlyStopping, Trainer
+from .train import Callback, EarlyStoppingLog, Trainer
 
 __all__ = ["PreparedData", "prepare_data", "resume_run", "train_run"]
 
@@ -119,7 +119,7 @@ def prepare_data(config: Config, *, mmap: bool = False) -> PreparedData:
 def _callbacks(run_dir: Path, meta: dict[str, Any], quiet: bool) -> list[Callback]:
     callbacks: list[Callback] = [RunWriter(run_dir, meta)]
     if not quiet and _rank() == 0:
-        callbacks += [ProgressBar(), EpochLogger(), EarlyStopping(_log)]
+        callbacks += [ProgressBar(), EpochLogger(), EarlyStoppingLog(_log)]
     return callbacks
 
 
