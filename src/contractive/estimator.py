@@ -50,7 +50,7 @@ from .runs import (
     save_tensors,
     write_config,
 )
-from .train import Callback, EarlyStopping, EpochMetrics, Trainer, metrics_line, read_metrics
+from .train import Callback, EarlyStoppingLog, EpochMetrics, Trainer, metrics_line, read_metrics
 
 __all__ = ["ContractiveAutoencoder"]
 
@@ -403,7 +403,7 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             return []
         from .callbacks import EpochLogger, ProgressBar
 
-        callbacks: list[Callback] = [EpochLogger(), EarlyStopping(_log)]
+        callbacks: list[Callback] = [EpochLogger(), EarlyStoppingLog(_log)]
         if self.verbose >= 2:
             callbacks.insert(0, ProgressBar())
         return callbacks
