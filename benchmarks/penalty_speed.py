@@ -173,12 +173,12 @@ def time_case(
         model = case.make_model().to(device)
         stepper[method] = _make_step(model, x, method)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for fn in stepper.values():  # warm-up: allocator, kernels, lazy imports
-        for _ in range(2):
+    slow = {"exact", "vmap(jacrev)", "materialised", "autograd loop"}
+    for method, fn in stepper.items():  # warm-up: allocator, kernels, lazy imports
+        for _ in range(2 if slow_rounds or method not in slow else 0):
             fn()
     sync()
     times: dict[str, list[float]] = {m: [] for m in case.methods}
-    slow = {"exact", "vmap(jacrev)", "materialised", "autograd loop"}
     for r in range(rounds):
         order = case.methods if r % 2 == 0 else list(reversed(case.methods))
         for method in order:
@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", choices=[*CASES, "all"], default="all")
     parser.add_argument("--rounds", type=int, default=21, help="timing rounds (median is kept)")
     parser.add_argument("--steps", type=int, default=5, help="steps per method per round")
-    parser.add_argument("--slow-rounds", type=int, default=3, help="rounds for the slow baselines")
+    parser.add_argument(
+        "--slow-rounds", type=int, default=3, help="rounds for the slow baselines (0: skip them)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--json", help="also write the results here")
@@ -227,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"## {case.name}: {case.description}")
         print("| method | ms/step | x plain |\n|---|---:|---:|")
         for method in case.methods:
+            if not times[method]:  # a slow baseline skipped with --slow-rounds 0
+                continue
             med = statistics.median(times[method])
             if len(times[method]) == len(times["plain"]):
                 # Paired within each round, then the median: drift between rounds cancels.
