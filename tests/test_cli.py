@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_helpers import cli_error, expect
 from contractive.cli import main
 
 
@@ -132,14 +134,7 @@ def test_usage_errors_exit_2_one_line(
     message: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, _, err = _run(capsys, *argv)
-    assert code == 2
-    assert err.count("\n") == 1
-    assert err.startswith("contractive")
-    assert "Traceback" not in err
-    import re
-
-    assert re.search(message, err), err
+    expect(cli_error(capsys, *argv, status=2), message)
 
 
 def test_unknown_toml_key_lists_valid_keys(
@@ -170,10 +165,7 @@ def test_runtime_errors_exit_1_one_line(
     message: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, _, err = _run(capsys, *argv)
-    assert code == 1
-    assert err.count("\n") == 1
-    assert message in err
+    expect(cli_error(capsys, *argv, status=1), re.escape(message))
 
 
 def test_existing_run_is_a_usage_error(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
