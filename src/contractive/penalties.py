@@ -285,6 +285,20 @@ def _fused_s(h: Tensor, kind: str) -> Tensor:
     return h
 
 
+def _penalty_grad_h(h: Tensor, s: Tensor, norms: Tensor, grad: Tensor, kind: str) -> Tensor:
+    """Gradient of ``p_b = sum_i s_bi^2 n_i`` with respect to ``h`` (B, U).
+
+    ``dp_b/dh_bi = 2 g_b s_bi n_i ds_bi/dh_bi``, with ``ds/dh = 1 - 2h`` (sigmoid), ``-2h``
+    (tanh), and 1 when ``h`` is ``s'`` itself (``"given"``).
+    """
+    grad_h = s * (2.0 * grad)[:, None] * norms
+    if kind == "sigmoid":
+        grad_h = grad_h * (1.0 - 2.0 * h)
+    elif kind == "tanh":
+        grad_h = grad_h * (-2.0 * h)
+    return grad_h
+
+
 class _LinearPenalty(torch.autograd.Function):
     """``p_b = sum_i s'(a_bi)^2 ||W_i||^2`` for a Linear layer, with a hand-written backward.
 
@@ -321,12 +335,7 @@ class _LinearPenalty(torch.autograd.Function):
             s2 = s * s
         grad_h = None
         if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
-            # dp_b/dh_bi = 2 g_b s_bi n_i ds_bi/dh_bi, with ds/dh = 1 - 2h (sigmoid), -2h (tanh)
-            grad_h = s * (2.0 * grad)[:, None] * norms
-            if kind == "sigmoid":
-                grad_h = grad_h * (1.0 - 2.0 * h)
-            elif kind == "tanh":
-                grad_h = grad_h * (-2.0 * h)
+            grad_h = _penalty_grad_h(h, s, norms, grad, kind)
         grad_w = None
         if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
             # dp/dW_ij = 2 W_ij sum_b g_b s_bi^2
@@ -363,11 +372,7 @@ class _UnitPenalty(torch.autograd.Function):
             s2 = s * s
         grad_h = grad_n = None
         if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
-            grad_h = s * (2.0 * grad)[:, None] * norms
-            if kind == "sigmoid":
-                grad_h = grad_h * (1.0 - 2.0 * h)
-            elif kind == "tanh":
-                grad_h = grad_h * (-2.0 * h)
+            grad_h = _penalty_grad_h(h, s, norms, grad, kind)
         if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
             grad_n = grad @ s2  # (U,)
         return grad_h, grad_n, None
