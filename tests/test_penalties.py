@@ -478,6 +478,58 @@ def test_analytic_linear_on_sequence_input(act: str):
     assert_grads_close(grads((pen * c).sum(), params), grads((ref * c).sum(), params))
 
 
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "softplus"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_analytic_linear_joint_gradient_of_code_and_penalty(act: str, bias: bool):
+    # Training differentiates code and penalty together; the Linear + sigmoid/tanh layer is
+    # one fused Function whose backward combines both, so check the sum, w.r.t. x as well.
+    enc = nn.Sequential(nn.Linear(5, 4, bias=bias), make_activation(act)).to(DT)
+    x = torch.randn(3, 5, dtype=DT, requires_grad=True)
+    c, d = torch.randn(3, 4, dtype=DT), sample_weights(3)
+    h, pen = encode_with_penalty(enc, x, method="analytic")
+    inputs = [x, *enc.parameters()]
+    expected = grads((enc(x) * c).sum() + (brute_penalty(enc, x) * d).sum(), inputs)
+    assert_grads_close(grads((h * c).sum() + (pen * d).sum(), inputs), expected)
+    # Either output alone (the other's gradient is None in the backward).
+    assert_grads_close(grads((h * c).sum(), inputs), grads((enc(x) * c).sum(), inputs))
+    assert_grads_close(
+        grads((pen * d).sum(), inputs), grads((brute_penalty(enc, x) * d).sum(), inputs)
+    )
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh"])
+def test_analytic_linear_joint_second_order_gradient(act: str):
+    enc = nn.Sequential(nn.Linear(4, 3), make_activation(act)).to(DT)
+    x = torch.randn(3, 4, dtype=DT, requires_grad=True)
+    weight = enc[0].weight
+    c, v, u = torch.randn(3, 3, dtype=DT), torch.randn_like(weight), torch.randn_like(x)
+
+    def hvps(h: Tensor, pen: Tensor) -> list[Tensor]:
+        g_w, g_x = torch.autograd.grad((h * c).sum() + pen.sum(), [weight, x], create_graph=True)
+        return list(torch.autograd.grad((g_w * v).sum() + (g_x * u).sum(), [weight, x]))
+
+    expected = hvps(enc(x), brute_penalty(enc, x))
+    assert_grads_close(hvps(*encode_with_penalty(enc, x, method="analytic")), expected)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "softplus"])
+@pytest.mark.parametrize("layer", ["linear", "conv"])
+def test_analytic_under_cpu_autocast(act: str, layer: str):
+    # bf16 autocast: the Linear skips its fused Function; both paths still train.
+    torch.manual_seed(0)
+    affine = nn.Linear(6, 5) if layer == "linear" else nn.Conv2d(1, 2, 3)
+    enc = nn.Sequential(affine, make_activation(act))
+    x = torch.rand(4, 6) if layer == "linear" else torch.rand(4, 1, 5, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h, pen = encode_with_penalty(enc, x, method="analytic")
+    assert h.dtype == torch.bfloat16
+    _, ref = encode_with_penalty(enc, x, method="analytic")
+    torch.testing.assert_close(pen.float(), ref, rtol=2e-2, atol=1e-3)
+    (h.float().sum() + pen.float().sum()).backward()
+    assert affine.weight.grad is not None
+    assert torch.isfinite(affine.weight.grad).all()
+
+
 def hvp_wrt_weight(pen: Tensor, weight: Tensor, v: Tensor) -> Tensor:
     """Hessian-vector product of ``pen.sum()`` w.r.t. ``weight`` (double backward)."""
     (g,) = torch.autograd.grad(pen.sum(), weight, create_graph=True)

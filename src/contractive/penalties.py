@@ -214,12 +214,10 @@ def _parse_steps(encoder: nn.Module) -> list[_Layer | nn.Module]:
     return steps
 
 
-def _parse_layers(encoder: nn.Module) -> list[_Layer]:
-    return [step for step in _parse_steps(encoder) if isinstance(step, _Layer)]
-
-
-def _single_layer(encoder: nn.Module) -> _Layer:
-    layers = _parse_layers(encoder)
+def _single_layer_steps(encoder: nn.Module) -> list[_Layer | nn.Module]:
+    """The encoder's steps, which hold exactly one affine layer, or a clear error."""
+    steps = _parse_steps(encoder)
+    layers = [step for step in steps if isinstance(step, _Layer)]
     if len(layers) != 1:
         raise UnsupportedEncoderError(
             f"method='analytic' needs one affine layer and one elementwise activation, but the "
@@ -227,7 +225,12 @@ def _single_layer(encoder: nn.Module) -> _Layer:
             "Use method='exact' or method='hutchinson' for the end-to-end Jacobian, or "
             "method='layerwise' for the sum of per-layer penalties."
         )
-    return layers[0]
+    return steps
+
+
+def _single_layer(encoder: nn.Module) -> _Layer:
+    (layer,) = (step for step in _single_layer_steps(encoder) if isinstance(step, _Layer))
+    return layer
 
 
 def analytic_supported(encoder: nn.Module) -> bool:
@@ -299,48 +302,161 @@ def _penalty_grad_h(h: Tensor, s: Tensor, norms: Tensor, grad: Tensor, kind: str
     return grad_h
 
 
-class _LinearPenalty(torch.autograd.Function):
-    """``p_b = sum_i s'(a_bi)^2 ||W_i||^2`` for a Linear layer, with a hand-written backward.
+def _penalty_grad_h_(h: Tensor, norms: Tensor, grad: Tensor, kind: str) -> Tensor:
+    """:func:`_penalty_grad_h` with one (B, U) allocation and in-place passes (no graph)."""
+    two_g = (2.0 * grad)[:, None]  # (B, 1)
+    if kind == "sigmoid":
+        out = torch.addcmul(h, h, h, value=-1.0)  # s' = h (1 - h)
+        out.addcmul_(h, out, value=-2.0)  # s' ds'/dh = s' (1 - 2h)
+    elif kind == "tanh":
+        out = h.square().sub_(1.0).mul_(h)  # s' ds'/dh / 2 = (1 - h^2)(-h)
+        two_g = 2.0 * two_g
+    else:
+        return torch.mul(h, norms).mul_(two_g)  # h is s' itself: ds'/dh = 1
+    return out.mul_(norms).mul_(two_g)
 
-    Autograd's version of this sum keeps a (d_h, d_x) temporary for ``W * W`` and several
-    (B, d_h) temporaries; the hand-written backward makes one pass over W and fuses the
-    elementwise work, which is what keeps the analytic CAE step close to a plain AE step.
-    ``kind`` says how ``s'`` is read from the activation's output ``h``:
-    ``"sigmoid"``: ``s' = h (1 - h)``; ``"tanh"``: ``s' = 1 - h^2``; ``"given"``: ``h`` is
-    already ``s'`` and its gradient flows back through autograd.
+
+class _LinearPenalty(torch.autograd.Function):
+    """``p_b = sum_i s_bi^2 ||W_i||^2`` for a Linear layer, given ``s = s'(a)`` (B, d_h).
+
+    For activations other than sigmoid and tanh (those have :class:`_FusedLinearPenalty`):
+    ``s`` comes from the activation's derivative by autograd, and its gradient flows back
+    that way. Autograd's version of this sum would keep a (d_h, d_x) temporary for
+    ``W * W``; the hand-written backward makes one pass over W.
     """
 
     @staticmethod
-    def forward(
-        ctx: torch.autograd.function.FunctionCtx, h: Tensor, weight: Tensor, kind: str
-    ) -> Tensor:
+    def forward(ctx: torch.autograd.function.FunctionCtx, s: Tensor, weight: Tensor) -> Tensor:
         norms = torch.linalg.vector_norm(weight, dim=1).square_()  # (d_h,), one pass over W
-        s = _fused_s(h, kind)  # (B, d_h)
         s2 = s * s
-        ctx.save_for_backward(h, weight, s, s2, norms)
-        ctx.kind = kind  # type: ignore[attr-defined,unused-ignore]
+        ctx.save_for_backward(s, weight, s2, norms)
         return s2 @ norms
 
     @staticmethod
     def backward(
         ctx: torch.autograd.function.FunctionCtx, grad: Tensor
-    ) -> tuple[Tensor | None, Tensor | None, None]:
-        h, weight, s, s2, norms = ctx.saved_tensors  # type: ignore[attr-defined]
-        kind: str = ctx.kind  # type: ignore[attr-defined]
+    ) -> tuple[Tensor | None, Tensor | None]:
+        s, weight, s2, norms = ctx.saved_tensors  # type: ignore[attr-defined]
         if torch.is_grad_enabled():
             # create_graph=True (second derivatives, e.g. Hessian-vector products): recompute
-            # from the inputs so that the graph of this backward reaches h and W.
+            # from the inputs so that the graph of this backward reaches s and W.
             norms = weight.pow(2).sum(dim=1)
-            s = _fused_s(h, kind)
             s2 = s * s
-        grad_h = None
+        grad_s = None
         if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
-            grad_h = _penalty_grad_h(h, s, norms, grad, kind)
+            grad_s = _penalty_grad_h(s, s, norms, grad, "given")
         grad_w = None
         if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
             # dp/dW_ij = 2 W_ij sum_b g_b s_bi^2
             grad_w = weight * (2.0 * (grad @ s2))[:, None]
-        return grad_h, grad_w, None
+        return grad_s, grad_w
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no argument, and the answer is about CUDA
+        return device_type == "cuda" and torch.is_autocast_enabled()
+
+
+class _FusedLinearPenalty(torch.autograd.Function):
+    """``h = s(x W^T + b)`` and ``p = sum_i s'(a_i)^2 ||W_i||^2`` per row, in one Function.
+
+    The penalty's gradient with respect to W, ``diag(c) W`` with ``c_i = 2 sum_b g_b
+    s'_bi^2``, is a dense (d_h, d_x) matrix. Returned by a separate penalty Function it is one
+    more W-sized tensor that autograd then adds to the layer's own gradient (two extra passes
+    over W, as costly as the penalty's other work together). Owning the layer lets the
+    backward start the layer's weight gradient from ``diag(c) W`` and let the matrix product
+    ``grad_a^T x`` accumulate onto it (``addmm``), and fold the penalty's gradient with
+    respect to h into the activation's backward. ``kind`` is ``"sigmoid"`` or ``"tanh"``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        kind: str,
+    ) -> tuple[Tensor, Tensor]:
+        # x (N, d_x), weight (d_h, d_x), bias (d_h,) or None
+        a = F.linear(x, weight, bias)  # (N, d_h)
+        h = a.sigmoid_() if kind == "sigmoid" else a.tanh_()
+        norms = torch.linalg.vector_norm(weight, dim=1).square_()  # (d_h,), one pass over W
+        s2 = _fused_s(h, kind)
+        s2.mul_(s2)  # (N, d_h): s'^2
+        ctx.save_for_backward(x, weight, h, norms, s2, *(() if bias is None else (bias,)))
+        ctx.kind = kind  # type: ignore[attr-defined,unused-ignore]
+        ctx.set_materialize_grads(False)
+        return h, s2 @ norms
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad_h: Tensor | None, grad_p: Tensor | None
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+        x, weight, h, norms, s2, *rest = ctx.saved_tensors  # type: ignore[attr-defined]
+        bias = rest[0] if rest else None
+        kind: str = ctx.kind  # type: ignore[attr-defined]
+        needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]  # type: ignore[attr-defined]
+        if torch.is_grad_enabled():
+            # create_graph=True (second derivatives): differentiate the same computation done
+            # with autograd's ops, so that the gradients' graph reaches x, W and b.
+            return (*_fused_linear_reference_grads(x, weight, bias, kind, grad_h, grad_p), None)
+        # grad_a (N, d_h) = s' grad_h + dp/da, where dp_b/da_bi = 2 g_b n_i s'_bi ds'_bi/da_bi
+        # and ds'/da = s' (1 - 2h) (sigmoid) or -2 h s' (tanh): a multiple of s'^2 = s2.
+        if grad_h is None:
+            grad_a = torch.zeros_like(h)
+        else:  # s' grad_h in one op, as autograd's own activation backward does
+            backward = (
+                torch.ops.aten.sigmoid_backward
+                if kind == "sigmoid"
+                else torch.ops.aten.tanh_backward
+            )
+            grad_a = backward(grad_h, h)
+        if grad_p is not None:
+            if kind == "sigmoid":
+                ds = torch.addcmul(s2, h, s2, value=-2.0)  # s'^2 (1 - 2h)
+                coef = 2.0 * grad_p
+            else:
+                ds = h * s2  # h s'^2; the factor -4 goes into coef
+                coef = -4.0 * grad_p
+            grad_a.addcmul_(ds, torch.outer(coef, norms))  # (N, d_h)
+        grad_x = grad_a @ weight if needs_x else None  # (N, d_x)
+        grad_w = None
+        if needs_w:
+            if grad_p is None:
+                grad_w = grad_a.T @ x
+            else:
+                c = (2.0 * grad_p) @ s2  # (d_h,)
+                # diag(c) W + grad_a^T x, the product accumulated in place: one W-sized tensor
+                grad_w = torch.mul(weight, c[:, None]).addmm_(grad_a.T, x)
+        grad_b = grad_a.sum(dim=0) if needs_b and bias is not None else None
+        return grad_x, grad_w, grad_b, None
+
+
+def _fused_linear_reference_grads(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    kind: str,
+    grad_h: Tensor | None,
+    grad_p: Tensor | None,
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """:class:`_FusedLinearPenalty`'s backward through autograd, keeping the graph."""
+    h = (
+        torch.sigmoid(F.linear(x, weight, bias))
+        if kind == "sigmoid"
+        else torch.tanh(F.linear(x, weight, bias))
+    )
+    s = _fused_s(h, kind)
+    p = (s * s) @ weight.pow(2).sum(dim=1)
+    outputs = [t for t, g in ((h, grad_h), (p, grad_p)) if g is not None]
+    grads = [g for g in (grad_h, grad_p) if g is not None]
+    wanted = [t for t in (x, weight, bias) if t is not None and t.requires_grad]
+    found = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True, allow_unused=True))
+    return tuple(  # type: ignore[return-value]
+        next(found) if t is not None and t.requires_grad else None for t in (x, weight, bias)
+    )
 
 
 class _UnitPenalty(torch.autograd.Function):
@@ -348,16 +464,18 @@ class _UnitPenalty(torch.autograd.Function):
 
     The convolution's twin of :class:`_LinearPenalty`: ``n`` comes from autograd (a
     convolution of a ones image with the squared kernel), and the elementwise work on the
-    (B, U) activations, which dominates a cheap convolution, is fused by hand.
+    (B, U) activations, which dominates a cheap convolution, is fused by hand. A (B, U)
+    tensor of a conv layer is megabytes, and every fresh one costs page faults as well as a
+    memory pass, so forward and backward each allocate one and work on it in place.
     """
 
     @staticmethod
     def forward(
         ctx: torch.autograd.function.FunctionCtx, h: Tensor, norms: Tensor, kind: str
     ) -> Tensor:
-        s = _fused_s(h, kind)  # (B, U)
-        s2 = s * s
-        ctx.save_for_backward(h, norms, s, s2)
+        s2 = _fused_s(h, kind)  # (B, U): s'
+        s2 = s2.mul_(s2) if s2 is not h else s2 * s2  # s'^2, in place unless s' is the input
+        ctx.save_for_backward(h, norms, s2)
         ctx.kind = kind  # type: ignore[attr-defined,unused-ignore]
         return s2 @ norms
 
@@ -365,15 +483,18 @@ class _UnitPenalty(torch.autograd.Function):
     def backward(
         ctx: torch.autograd.function.FunctionCtx, grad: Tensor
     ) -> tuple[Tensor | None, Tensor | None, None]:
-        h, norms, s, s2 = ctx.saved_tensors  # type: ignore[attr-defined]
+        h, norms, s2 = ctx.saved_tensors  # type: ignore[attr-defined]
         kind: str = ctx.kind  # type: ignore[attr-defined]
+        needs_h, needs_n = ctx.needs_input_grad[:2]  # type: ignore[attr-defined]
+        grad_h = grad_n = None
         if torch.is_grad_enabled():  # create_graph=True: keep the graph to h
             s = _fused_s(h, kind)
             s2 = s * s
-        grad_h = grad_n = None
-        if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
-            grad_h = _penalty_grad_h(h, s, norms, grad, kind)
-        if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
+            if needs_h:
+                grad_h = _penalty_grad_h(h, s, norms, grad, kind)
+        elif needs_h:
+            grad_h = _penalty_grad_h_(h, norms, grad, kind)
+        if needs_n:
             grad_n = grad @ s2  # (U,)
         return grad_h, grad_n, None
 
@@ -382,8 +503,24 @@ _FUSED_KIND: dict[type[nn.Module], str] = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh
 
 
 def _layer_forward_with_penalty(layer: _Layer, x: Tensor) -> tuple[Tensor, Tensor]:
-    a = layer.affine(x)  # (B, d_h) or (B, C_out, *spatial)
     act = layer.activation
+    kind = None if act is None else _FUSED_KIND.get(type(act))
+    if (
+        kind is not None
+        and isinstance(layer.affine, nn.Linear)
+        and not _autocast_enabled(x.device.type)
+    ):
+        linear = layer.affine
+        if x.dim() == 2:  # (B, d_x), the common case
+            h, penalty = _FusedLinearPenalty.apply(x, linear.weight, linear.bias, kind)
+            return h, penalty
+        # A Linear applied at several positions of a sample: rows (B * positions, d_x).
+        h_rows, penalty = _FusedLinearPenalty.apply(
+            x.reshape(-1, x.shape[-1]), linear.weight, linear.bias, kind
+        )
+        h = h_rows.reshape(*x.shape[:-1], -1)
+        return h, penalty.reshape(x.shape[0], -1).sum(dim=1)
+    a = layer.affine(x)  # (B, d_h) or (B, C_out, *spatial)
     if act is None or type(act) is nn.Identity:
         norms = _row_sq_norms(layer.affine, x)
         # s' = 1: the penalty is ||W||_F^2 (L2 weight decay), the same for every sample; a
@@ -394,21 +531,14 @@ def _layer_forward_with_penalty(layer: _Layer, x: Tensor) -> tuple[Tensor, Tenso
         return a, total.expand(x.shape[0])
     h = act(a)
     if isinstance(layer.affine, nn.Linear):
-        weight = layer.affine.weight
-        kind = _FUSED_KIND.get(type(act))
-        # A Linear applied at several positions of a sample: rows (B * positions, d_h).
-        rows = h.reshape(-1, h.shape[-1])
-        if kind is not None:
-            penalty = _LinearPenalty.apply(rows, weight, kind)  # (B * positions,)
-        else:
-            deriv = _derivative(act)
-            assert deriv is not None
-            s_rows = deriv(act, a, h).reshape(-1, h.shape[-1])
-            penalty = _LinearPenalty.apply(s_rows, weight, "given")
+        # Other activations (or autocast): s' from the activation's derivative, by autograd.
+        deriv = _derivative(act)
+        assert deriv is not None
+        s_rows = deriv(act, a, h).reshape(-1, h.shape[-1])  # (B * positions, d_h)
+        penalty = _LinearPenalty.apply(s_rows, layer.affine.weight)
         return h, penalty.reshape(x.shape[0], -1).sum(dim=1)
     # Convolution: every output position is a unit with its own row norm N (C_out, *spatial).
     norms = _row_sq_norms(layer.affine, x).reshape(-1)  # (U,), U = C_out * prod(spatial)
-    kind = _FUSED_KIND.get(type(act))
     if kind is None:
         deriv = _derivative(act)
         assert deriv is not None
@@ -609,12 +739,18 @@ def encode_with_penalty(
     _check_method(method)
     _check_probes(probes)
     probes = int(probes)
+    if method in ("analytic", "auto"):
+        # Parsed once: at a training step's size this Python work is not negligible.
+        try:
+            steps = _single_layer_steps(encoder)  # one affine layer, or a clear error
+        except UnsupportedEncoderError:
+            if method == "analytic":
+                raise
+        else:
+            return _layerwise_steps(steps, x)  # with one layer, layer-wise is the exact penalty
     resolved = _resolve(encoder, x, method)
-    if resolved == "analytic":
-        _single_layer(encoder)  # one affine layer, or a clear error
-        return _layerwise(encoder, x)  # with one layer, layer-wise is the exact penalty
     if resolved == "layerwise":
-        return _layerwise(encoder, x)
+        return _layerwise_steps(_parse_steps(encoder), x)
     if resolved == "exact":
         return _exact(encoder, x)
     return _hutchinson(encoder, x, probes, generator)
@@ -651,15 +787,17 @@ def jacobian_penalty(
     return encode_with_penalty(encoder, x, method=method, probes=probes, generator=generator)[1]
 
 
-def _layerwise(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    total = x.new_zeros(x.shape[0])
+def _layerwise_steps(steps: list[_Layer | nn.Module], x: Tensor) -> tuple[Tensor, Tensor]:
+    """Run parsed steps; the sum of the affine layers' analytic penalties (B,)."""
+    total: Tensor | None = None
     h = x
-    for step in _parse_steps(encoder):
+    for step in steps:
         if isinstance(step, _Layer):
             h, penalty = _layer_forward_with_penalty(step, h)
-            total = total + penalty
+            total = penalty if total is None else total + penalty
         else:
             h = step(h)
+    assert total is not None  # _parse_steps demands an affine layer
     return h, total
 
 
