@@ -199,6 +199,10 @@ def test_finetune_numpy_inputs_and_optimizers(optimizer: str) -> None:
         ({"optimizer": "lbfgs"}, r"The 'optimizer' parameter must be one of sgd, adam"),
         ({"schedule": "step"}, r"The 'schedule' parameter must be one of constant, cosine"),
         ({"momentum": 1.0}, r"The 'momentum' parameter must be a float in the range \[0, 1\)"),
+        (
+            {"weight_decay": -1e-4},
+            r"The 'weight_decay' parameter must be a float in the range \[0, inf\)\. Got -0\.0001",
+        ),
         ({"n_classes": 1}, r"The 'n_classes' parameter must be an int of at least 2"),
     ],
 )
@@ -207,6 +211,22 @@ def test_finetune_rejects_bad_options(kwargs: dict[str, object], match: str) -> 
     y = torch.tensor([0, 1] * 4)
     with pytest.raises(ConfigError, match=match):
         finetune(nn.Linear(3, 2), X, y, X, y, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_finetune_weight_decay_shrinks_the_weights(optimizer: str) -> None:
+    # With no signal in the labels, weight decay is what moves the weights: they shrink.
+    # One epoch (8 steps), so that the weights kept are those after the decay.
+    torch.manual_seed(0)
+    X, y = torch.rand(64, 5), torch.tensor([0, 1] * 32)
+    enc = nn.Linear(5, 4)
+    norms = []
+    for wd in (0.0, 1.0):
+        clf, _ = finetune(
+            enc, X, y, X, y, epochs=1, lr=0.05, batch_size=8, weight_decay=wd, optimizer=optimizer
+        )
+        norms.append(float(clf[0].weight.detach().norm()))
+    assert norms[1] < 0.9 * norms[0]
 
 
 def test_finetune_rejects_bad_data() -> None:

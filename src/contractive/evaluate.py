@@ -510,6 +510,7 @@ def finetune(
     seed: int = 0,
     optimizer: str = "sgd",
     momentum: float = 0.9,
+    weight_decay: float = 0.0,
     schedule: str = "cosine",
     n_classes: int | None = None,
     activation: str = "sigmoid",
@@ -547,6 +548,8 @@ def finetune(
         SGD uses ``momentum``.
     momentum : float
         SGD momentum, in [0, 1).
+    weight_decay : float
+        L2 penalty on every parameter (the optimizer's ``weight_decay``), >= 0.
     schedule : {"cosine", "constant"}
         ``"cosine"`` decays the learning rate from ``lr`` towards 0 over ``epochs`` epochs.
     n_classes : int, optional
@@ -611,6 +614,11 @@ def finetune(
             f"The 'momentum' parameter must be a float in the range [0, 1). Got {momentum!r} "
             "instead."
         )
+    if not (isinstance(weight_decay, int | float) and 0.0 <= weight_decay < math.inf):
+        raise ConfigError(
+            f"The 'weight_decay' parameter must be a float in the range [0, inf). Got "
+            f"{weight_decay!r} instead."
+        )
     Xt, Xv = _as_float(X_train, "X_train"), _as_float(X_val, "X_val")
     yt, yv = _as_labels(y_train, Xt.shape[0], "y_train"), _as_labels(y_val, Xv.shape[0], "y_val")
     if Xv.shape[1] != Xt.shape[1]:
@@ -635,9 +643,9 @@ def finetune(
         p.requires_grad_(True)  # a frozen encoder is still fine-tuned as a whole
     opt: torch.optim.Optimizer
     if optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:
-        opt = torch.optim.Adam(params, lr=lr)
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
     def lr_at(epoch: int) -> float:  # 0-based epoch
         if schedule == "constant":
