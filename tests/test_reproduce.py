@@ -131,7 +131,7 @@ def test_reproduce_command_writes_table_and_json(
         assert row["grid"][0]["selected_by_validation"]
         assert "finetune_lr" in row["selected"]
     cae = rows[0]
-    assert cae["selected"] == {"contraction": 1.0, "finetune_lr": 0.3}
+    assert cae["selected"] == {"contraction": 1.0, "finetune_lr": 0.1}
     assert cae["grid"][0]["contraction"] == 1.0
     run = json.loads((out / "table1_run.json").read_text())
     assert run["complete"]
@@ -148,8 +148,8 @@ def test_reproduce_command_writes_table_and_json(
     assert captured.out.startswith("# Table 1 (MNIST)")
     assert "shortens the full protocol" in captured.err
     assert "[CAE 1/1] pre-trained lambda=1" in captured.err
-    assert "[AE 1/1] fine-tuned lr=0.3: val error" in captured.err
-    assert "[AE+wd] selected wd=0.001, lr=0.3" in captured.err
+    assert "[AE 1/1] fine-tuned lr=0.1: val error" in captured.err
+    assert "[AE+wd] selected wd=0.001, lr=0.1" in captured.err
 
 
 def test_selection_is_by_validation_error_and_runs_are_reproducible(
@@ -297,7 +297,7 @@ def test_quick_says_what_it_shortens() -> None:
     changes = protocol_differences(QUICK)
     assert "pre-training epochs 20 -> 4" in changes
     assert "fine-tuning epochs 30 -> 15" in changes
-    assert "CAE grid: 1 point(s) instead of 3 (lambda=1, lr=0.3)" in changes
+    assert "CAE grid: 1 point(s) instead of 3 (lambda=1, lr=0.1)" in changes
     assert protocol_differences(FULL) == []
 
 
