@@ -359,6 +359,13 @@ def _autocast_enabled(device_type: str) -> bool:
         return device_type == "cuda" and torch.is_autocast_enabled()
 
 
+# ``grad * s'(a)`` from the activation's output, in one op (autograd's own backward).
+_ACTIVATION_BACKWARD = {
+    "sigmoid": torch.ops.aten.sigmoid_backward.default,
+    "tanh": torch.ops.aten.tanh_backward.default,
+}
+
+
 class _FusedLinearPenalty(torch.autograd.Function):
     """``h = s(x W^T + b)`` and ``p = sum_i s'(a_i)^2 ||W_i||^2`` per row, in one Function.
 
@@ -404,15 +411,8 @@ class _FusedLinearPenalty(torch.autograd.Function):
             return (*_fused_linear_reference_grads(x, weight, bias, kind, grad_h, grad_p), None)
         # grad_a (N, d_h) = s' grad_h + dp/da, where dp_b/da_bi = 2 g_b n_i s'_bi ds'_bi/da_bi
         # and ds'/da = s' (1 - 2h) (sigmoid) or -2 h s' (tanh): a multiple of s'^2 = s2.
-        if grad_h is None:
-            grad_a = torch.zeros_like(h)
-        else:  # s' grad_h in one op, as autograd's own activation backward does
-            backward = (
-                torch.ops.aten.sigmoid_backward
-                if kind == "sigmoid"
-                else torch.ops.aten.tanh_backward
-            )
-            grad_a = backward(grad_h, h)
+        # s' grad_h in one op, as autograd's own activation backward does
+        grad_a = torch.zeros_like(h) if grad_h is None else _ACTIVATION_BACKWARD[kind](grad_h, h)
         if grad_p is not None:
             if kind == "sigmoid":
                 ds = torch.addcmul(s2, h, s2, value=-2.0)  # s'^2 (1 - 2h)
