@@ -8,7 +8,8 @@ error on the last 10000 training images and the error after every epoch. The tes
 never read.
 
 A variant is ``key=value[,key=value...]``. Keys of :func:`contractive.evaluate.finetune`
-(``lr``, ``epochs``, ``batch_size``, ``weight_decay``, ``momentum``) go to that function;
+(``lr``, ``epochs``, ``batch_size``, ``weight_decay``, ``momentum``, ``seed``: the
+shuffling order, 0 by default) go to that function;
 ``dropout`` (on the hidden layer), ``input_dropout``, ``ema`` (decay of an exponential
 moving average of the weights, evaluated instead of the weights) and ``hidden_lr_scale``
 (the pre-trained layer's learning rate as a fraction of ``lr``) switch to a loop written
@@ -41,7 +42,7 @@ from contractive.nn import Autoencoder
 from contractive.reproduce import FULL, _load_mnist, _pretrain_config
 
 REPO = Path(__file__).resolve().parents[1]
-LIBRARY_KEYS = {"lr", "epochs", "batch_size", "weight_decay", "momentum"}
+LIBRARY_KEYS = {"lr", "epochs", "batch_size", "weight_decay", "momentum", "seed"}
 LOOP_KEYS = {"dropout", "input_dropout", "ema", "hidden_lr_scale"}
 
 
@@ -71,7 +72,7 @@ def _loop(ae: Autoencoder, data: object, v: dict[str, float]) -> list[float]:
     groups = [{"params": hidden.parameters(), "scale": scale}, {"params": top.parameters()}]
     opt = torch.optim.SGD(groups, lr=lr, momentum=v.get("momentum", 0.9))
     average = copy.deepcopy(model) if v.get("ema") else None
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(int(v.get("seed", 0)))
     X, y = data.X_train, data.y_train  # type: ignore[attr-defined]
     errors, step = [], 0
     for epoch in range(epochs):
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         if LOOP_KEYS & v.keys():
             errors = _loop(ae, data, v)
         else:
-            kwargs = {"lr": 0.1, "epochs": 30.0, "batch_size": 64.0, **v}
+            kwargs = {"lr": 0.1, "epochs": 30.0, "batch_size": 64.0, "seed": 0.0, **v}
             history: list[float] = []
             finetune(
                 ae,
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 epochs=int(kwargs.pop("epochs")),
                 batch_size=int(kwargs.pop("batch_size")),
                 n_classes=10,
-                seed=0,
+                seed=int(kwargs.pop("seed")),
                 on_epoch=lambda e, seen=history: seen.append(e.val_error),
                 **kwargs,  # weight_decay, momentum
             )
