@@ -374,8 +374,8 @@ class _FusedLinearPenalty(torch.autograd.Function):
     more W-sized tensor that autograd then adds to the layer's own gradient (two extra passes
     over W, as costly as the penalty's other work together). Owning the layer lets the
     backward start the layer's weight gradient from ``diag(c) W`` and let the matrix product
-    ``grad_a^T x`` accumulate onto it (``addmm``), and fold the penalty's gradient with
-    respect to h into the activation's backward. ``kind`` is ``"sigmoid"`` or ``"tanh"``.
+    ``grad_a^T x`` accumulate onto it in place (``addmm_``), and fold the penalty's gradient
+    with respect to h into the activation's backward. ``kind`` is ``"sigmoid"`` or ``"tanh"``.
     """
 
     @staticmethod
@@ -510,16 +510,12 @@ def _layer_forward_with_penalty(layer: _Layer, x: Tensor) -> tuple[Tensor, Tenso
         and isinstance(layer.affine, nn.Linear)
         and not _autocast_enabled(x.device.type)
     ):
-        linear = layer.affine
-        if x.dim() == 2:  # (B, d_x), the common case
-            h, penalty = _FusedLinearPenalty.apply(x, linear.weight, linear.bias, kind)
-            return h, penalty
         # A Linear applied at several positions of a sample: rows (B * positions, d_x).
-        h_rows, penalty = _FusedLinearPenalty.apply(
-            x.reshape(-1, x.shape[-1]), linear.weight, linear.bias, kind
-        )
-        h = h_rows.reshape(*x.shape[:-1], -1)
-        return h, penalty.reshape(x.shape[0], -1).sum(dim=1)
+        rows = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
+        h, penalty = _FusedLinearPenalty.apply(rows, layer.affine.weight, layer.affine.bias, kind)
+        if x.dim() == 2:
+            return h, penalty
+        return h.reshape(*x.shape[:-1], -1), penalty.reshape(x.shape[0], -1).sum(dim=1)
     a = layer.affine(x)  # (B, d_h) or (B, C_out, *spatial)
     if act is None or type(act) is nn.Identity:
         norms = _row_sq_norms(layer.affine, x)
