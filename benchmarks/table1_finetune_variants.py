@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contraction", type=float, default=1.0, help="the CAE's lambda (1)")
     p.add_argument("--pretrain-epochs", type=int, default=FULL.pretrain_epochs)
     p.add_argument("--pretrain-batch-size", type=int, default=FULL.pretrain_batch_size)
+    p.add_argument("--pretrain-optimizer", choices=["adam", "sgd"], default="adam")
+    p.add_argument("--pretrain-lr", type=float, default=FULL.pretrain_lr)
     p.add_argument("--cache", default=str(REPO / "runs" / "finetune_variants"), help="folder")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
@@ -118,8 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         FULL, pretrain_epochs=args.pretrain_epochs, pretrain_batch_size=args.pretrain_batch_size
     )
     data = _load_mnist(args.data_dir, protocol)
-    config = _pretrain_config(protocol, "CAE", args.contraction, "cpu")
+    config = _pretrain_config(protocol, "CAE", args.contraction, "cpu").replace(
+        optimizer=args.pretrain_optimizer, lr=args.pretrain_lr
+    )
     name = f"cae-l{args.contraction:g}-e{args.pretrain_epochs}-b{args.pretrain_batch_size}"
+    if (args.pretrain_optimizer, args.pretrain_lr) != ("adam", FULL.pretrain_lr):
+        name += f"-{args.pretrain_optimizer}{args.pretrain_lr:g}"
     cached = Path(args.cache, name + ".safetensors")
     t0 = time.perf_counter()
     if cached.exists():
