@@ -198,6 +198,27 @@ def _no_times(rows: list[dict[str, object]]) -> str:
     return json.dumps(clean(rows), sort_keys=True)
 
 
+def test_jobs_run_models_in_processes_with_the_same_results(
+    fake_mnist: Path, tmp_path: Path
+) -> None:
+    protocol = _tiny(grids={m: QUICK.grids[m] for m in ("CAE", "DAE-b", "AE")})
+    lines: list[str] = []
+    parallel = run_table1(
+        tmp_path / "a", data_dir=fake_mnist, protocol=protocol, jobs=2, log=lines.append
+    )
+    serial = run_table1(tmp_path / "b", data_dir=fake_mnist, protocol=protocol, log=lambda _: None)
+    assert [r["model"] for r in parallel] == ["CAE", "DAE-b", "AE"]  # table order
+    assert _no_times(parallel) == _no_times(serial)
+    # Every worker's progress lines reached the caller's log.
+    for model in ("CAE", "DAE-b", "AE"):
+        assert any(line.startswith(f"[{model} 1/1] pre-trained") for line in lines)
+        assert any(line.startswith(f"[{model}] selected") for line in lines)
+    run = json.loads((tmp_path / "a" / "table1_run.json").read_text())
+    assert run["complete"]
+    assert run["environment"]["jobs"] == 2
+    assert run["environment"]["threads_per_job"] == 1
+
+
 def test_outputs_are_written_after_every_model(fake_mnist: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
 
@@ -266,6 +287,7 @@ class _Raising(argparse.ArgumentParser):
         (["table1", "--out", "o", "--models", "CAE,RBM"], r"comma-separated subset of CAE,"),
         (["table1", "--out", "o", "--hidden", "0"], r"expected a positive integer, got '0'"),
         (["table1", "--out", "o", "--threads", "x"], r"expected a positive integer, got 'x'"),
+        (["table1", "--out", "o", "--jobs", "0"], r"expected a positive integer, got '0'"),
     ],
 )
 def test_command_line_errors(argv: list[str], match: str) -> None:
@@ -283,6 +305,22 @@ def test_negative_seed_is_refused(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # The protocols themselves.
+
+
+def test_jobs_must_be_positive(fake_mnist: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"The 'jobs' parameter must be an int in the range \[1, inf\). Got 0 instead.",
+    ):
+        run_table1(tmp_path, data_dir=fake_mnist, protocol=_tiny(), jobs=0)
+
+
+def test_planned_seconds_with_jobs() -> None:
+    one = planned_seconds(FULL)
+    two = planned_seconds(FULL, jobs=2)
+    assert one / 2 <= two < one
+    assert planned_seconds(FULL, jobs=len(MODELS)) < two  # one model per process
+    assert planned_seconds(FULL, jobs=99) == planned_seconds(FULL, jobs=len(MODELS))
 
 
 def test_protocol_budgets() -> None:
