@@ -204,6 +204,14 @@ def test_finetune_numpy_inputs_and_optimizers(optimizer: str) -> None:
             r"The 'weight_decay' parameter must be a float in the range \[0, inf\)\. Got -0\.0001",
         ),
         ({"n_classes": 1}, r"The 'n_classes' parameter must be an int of at least 2"),
+        (
+            {"dropout": 1.0},
+            r"The 'dropout' parameter must be a float in the range \[0, 1\)\. Got 1",
+        ),
+        (
+            {"input_dropout": -0.1},
+            r"The 'input_dropout' parameter must be a float in the range \[0, 1\)\. Got -0\.1",
+        ),
     ],
 )
 def test_finetune_rejects_bad_options(kwargs: dict[str, object], match: str) -> None:
@@ -227,6 +235,42 @@ def test_finetune_weight_decay_shrinks_the_weights(optimizer: str) -> None:
         )
         norms.append(float(clf[0].weight.detach().norm()))
     assert norms[1] < 0.9 * norms[0]
+
+
+def test_finetune_dropout_layers_and_their_seeding() -> None:
+    torch.manual_seed(0)
+    X, y = torch.rand(64, 5), torch.tensor([0, 1] * 32)
+    stack = [nn.Linear(5, 4), nn.Linear(4, 3)]
+    clf, _ = finetune(stack, X, y, X, y, epochs=2, batch_size=8, dropout=0.5, input_dropout=0.2)
+    kinds = [type(m).__name__ for m in clf]
+    # Input dropout first, then dropout on the input of every later layer with weights.
+    assert kinds == [
+        "Dropout", "Linear", "Sigmoid", "Dropout", "Linear", "Sigmoid", "Dropout", "Linear"
+    ]  # fmt: skip
+    assert [m.p for m in clf if isinstance(m, nn.Dropout)] == [0.2, 0.5, 0.5]
+    assert not clf.training  # returned in eval mode: the masks are off
+    # The masks come from ``seed``: the same seed gives the same run, and the caller's global
+    # generator is left where it was.
+    state = torch.get_rng_state()
+    again, _ = finetune(stack, X, y, X, y, epochs=2, batch_size=8, dropout=0.5, input_dropout=0.2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(a, b) for a, b in zip(clf.parameters(), again.parameters(), strict=True))
+    other, _ = finetune(
+        stack, X, y, X, y, epochs=2, batch_size=8, dropout=0.5, input_dropout=0.2, seed=1
+    )
+    assert not torch.equal(other[-1].weight, clf[-1].weight)
+
+
+def test_finetune_dropout_changes_training_only_when_asked() -> None:
+    torch.manual_seed(0)
+    X, y = torch.rand(64, 5), torch.tensor([0, 1] * 32)
+    enc = nn.Linear(5, 4)
+    plain, _ = finetune(enc, X, y, X, y, epochs=2, batch_size=8)
+    zero, _ = finetune(enc, X, y, X, y, epochs=2, batch_size=8, dropout=0.0, input_dropout=0.0)
+    dropped, _ = finetune(enc, X, y, X, y, epochs=2, batch_size=8, dropout=0.5)
+    assert len(zero) == len(plain) == 3  # no Dropout modules at p = 0
+    assert torch.equal(zero[-1].weight, plain[-1].weight)
+    assert not torch.equal(dropped[-1].weight, plain[-1].weight)
 
 
 def test_finetune_rejects_bad_data() -> None:

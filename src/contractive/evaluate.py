@@ -383,7 +383,8 @@ def build_classifier(
         sample = body(torch.zeros(1, n_features, device=dev))  # (1, d_h) or (1, C, H, W)
     if sample.dim() > 2:
         features.append(nn.Flatten())
-    head = nn.Linear(int(sample[0].numel()), n_classes, device=dev)
+    # skip_init: the layer is zeroed anyway, so it need not draw from the global generator.
+    head = nn.utils.skip_init(nn.Linear, int(sample[0].numel()), n_classes, device=dev)
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
     return nn.Sequential(*features, head)
@@ -511,6 +512,8 @@ def finetune(
     optimizer: str = "sgd",
     momentum: float = 0.9,
     weight_decay: float = 0.0,
+    dropout: float = 0.0,
+    input_dropout: float = 0.0,
     schedule: str = "cosine",
     n_classes: int | None = None,
     activation: str = "sigmoid",
@@ -550,6 +553,13 @@ def finetune(
         SGD momentum, in [0, 1).
     weight_decay : float
         L2 penalty on every parameter (the optimizer's ``weight_decay``), >= 0.
+    dropout : float
+        Dropout probability (Srivastava et al., 2014) on the input of every layer after the
+        first: the codes fed to the next hidden layer and to the output layer; in [0, 1).
+    input_dropout : float
+        Dropout probability on the pixels fed to the first layer; in [0, 1). Both are
+        active while training only, and their masks are drawn from a generator seeded with
+        ``seed`` (the global RNG is left as it was).
     schedule : {"cosine", "constant"}
         ``"cosine"`` decays the learning rate from ``lr`` towards 0 over ``epochs`` epochs.
     n_classes : int, optional
@@ -619,6 +629,12 @@ def finetune(
             f"The 'weight_decay' parameter must be a float in the range [0, inf). Got "
             f"{weight_decay!r} instead."
         )
+    for name, value in (("dropout", dropout), ("input_dropout", input_dropout)):
+        if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
+            raise ConfigError(
+                f"The '{name}' parameter must be a float in the range [0, 1). Got {value!r} "
+                "instead."
+            )
     Xt, Xv = _as_float(X_train, "X_train"), _as_float(X_val, "X_val")
     yt, yv = _as_labels(y_train, Xt.shape[0], "y_train"), _as_labels(y_val, Xv.shape[0], "y_val")
     if Xv.shape[1] != Xt.shape[1]:
@@ -635,6 +651,8 @@ def finetune(
         )
 
     classifier = build_classifier(encoder, Xt.shape[1], n_classes, activation=activation)
+    if dropout or input_dropout:
+        classifier = _with_dropout(classifier, dropout, input_dropout)
     dev = torch.device(device) if device is not None else _device_of(classifier)
     classifier.to(dev)
 
@@ -661,49 +679,53 @@ def finetune(
     history: list[FinetuneEpoch] = []
     stopped_early = False
     start = time.perf_counter()
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        for group in opt.param_groups:
-            group["lr"] = lr_at(epoch)
-        classifier.train()
-        perm = torch.randperm(n, generator=gen)  # (n,)
-        loss_sum = torch.zeros((), device=dev)  # summed on the device: no sync per step
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            xb, yb = Xt[idx].to(dev), yt[idx].to(dev)  # (B, d_x), (B,)
-            loss = F.cross_entropy(classifier(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * idx.shape[0]
-        train_loss = float(loss_sum) / n
-        # A too-large step can overflow the weights while the loss stays finite (saturated
-        # sigmoids hide it), so the weights are checked too.
-        problem = None
-        if not math.isfinite(train_loss):
-            problem = f"the training loss is {train_loss}"
-        elif not all(bool(torch.isfinite(p).all()) for p in params):
-            problem = "some weights are no longer finite"
-        if problem is not None:
-            raise TrainingDivergedError(
-                f"Fine-tuning diverged at epoch {epoch + 1}: {problem}. "
-                f"Lower the 'lr' parameter (got {lr!r})."
+    # nn.Dropout draws its masks from the device's global generator: seed it from ``seed`` for
+    # this run only, and give the caller's generator state back afterwards.
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            for group in opt.param_groups:
+                group["lr"] = lr_at(epoch)
+            classifier.train()
+            perm = torch.randperm(n, generator=gen)  # (n,)
+            loss_sum = torch.zeros((), device=dev)  # summed on the device: no sync per step
+            for i in range(0, n, batch_size):
+                idx = perm[i : i + batch_size]
+                xb, yb = Xt[idx].to(dev), yt[idx].to(dev)  # (B, d_x), (B,)
+                loss = F.cross_entropy(classifier(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach() * idx.shape[0]
+            train_loss = float(loss_sum) / n
+            # A too-large step can overflow the weights while the loss stays finite (saturated
+            # sigmoids hide it), so the weights are checked too.
+            problem = None
+            if not math.isfinite(train_loss):
+                problem = f"the training loss is {train_loss}"
+            elif not all(bool(torch.isfinite(p).all()) for p in params):
+                problem = "some weights are no longer finite"
+            if problem is not None:
+                raise TrainingDivergedError(
+                    f"Fine-tuning diverged at epoch {epoch + 1}: {problem}. "
+                    f"Lower the 'lr' parameter (got {lr!r})."
+                )
+            val_error = test_error(classifier, Xv, yv)
+            record = FinetuneEpoch(
+                epoch + 1, train_loss, val_error, lr_at(epoch), time.perf_counter() - t0
             )
-        val_error = test_error(classifier, Xv, yv)
-        record = FinetuneEpoch(
-            epoch + 1, train_loss, val_error, lr_at(epoch), time.perf_counter() - t0
-        )
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if val_error < best_error:
-            best_error, best_epoch, bad_epochs = val_error, epoch + 1, 0
-            best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
-        else:
-            bad_epochs += 1
-            if patience and bad_epochs >= patience:
-                stopped_early = epoch + 1 < epochs
-                break
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            if val_error < best_error:
+                best_error, best_epoch, bad_epochs = val_error, epoch + 1, 0
+                best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
+            else:
+                bad_epochs += 1
+                if patience and bad_epochs >= patience:
+                    stopped_early = epoch + 1 < epochs
+                    break
     classifier.load_state_dict(best_state)
     classifier.eval()
     result = FinetuneResult(
@@ -715,6 +737,20 @@ def finetune(
         history=history,
     )
     return classifier, result
+
+
+def _with_dropout(classifier: nn.Sequential, p: float, p_input: float) -> nn.Sequential:
+    """``classifier`` with ``nn.Dropout(p_input)`` first and ``nn.Dropout(p)`` before every later
+    layer that has weights (the next hidden layer's and the output layer's inputs)."""
+    modules: list[nn.Module] = [nn.Dropout(p_input)] if p_input else []
+    first = True
+    for module in classifier:
+        if next(module.parameters(recurse=True), None) is not None:
+            if not first and p:
+                modules.append(nn.Dropout(p))
+            first = False
+        modules.append(module)
+    return nn.Sequential(*modules)
 
 
 class ProbeResult(NamedTuple):
