@@ -43,7 +43,7 @@ from contractive.reproduce import FULL, _load_mnist, _pretrain_config
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY_KEYS = {"lr", "epochs", "batch_size", "weight_decay", "momentum", "seed"}
-LOOP_KEYS = {"dropout", "input_dropout", "ema", "hidden_lr_scale"}
+LOOP_KEYS = {"dropout", "input_dropout", "ema", "hidden_lr_scale", "contraction"}
 
 
 def _variant(text: str) -> dict[str, float]:
@@ -84,6 +84,11 @@ def _loop(ae: Autoencoder, data: object, v: dict[str, float]) -> list[float]:
         for i in range(0, X.shape[0], batch):
             idx = perm[i : i + batch]
             loss = F.cross_entropy(model(X[idx]), y[idx])
+            if v.get("contraction"):
+                # the hidden layer's analytic ||J_f(x)||_F^2, batch mean: (B, d_h) . (d_h,)
+                h = torch.sigmoid(hidden(X[idx]))
+                s = (h * (1 - h)).square()
+                loss = loss + v["contraction"] * (s @ hidden.weight.square().sum(1)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -629,10 +629,10 @@ def finetune(
             f"The 'weight_decay' parameter must be a float in the range [0, inf). Got "
             f"{weight_decay!r} instead."
         )
-    for name, value in (("dropout", dropout), ("input_dropout", input_dropout)):
-        if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
+    for option, p_drop in (("dropout", dropout), ("input_dropout", input_dropout)):
+        if not (isinstance(p_drop, int | float) and 0.0 <= p_drop < 1.0):
             raise ConfigError(
-                f"The '{name}' parameter must be a float in the range [0, 1). Got {value!r} "
+                f"The '{option}' parameter must be a float in the range [0, 1). Got {p_drop!r} "
                 "instead."
             )
     Xt, Xv = _as_float(X_train, "X_train"), _as_float(X_val, "X_val")
