@@ -203,10 +203,17 @@ def test_jobs_run_models_in_processes_with_the_same_results(
 ) -> None:
     protocol = _tiny(grids={m: QUICK.grids[m] for m in ("CAE", "DAE-b", "AE")})
     lines: list[str] = []
-    parallel = run_table1(
-        tmp_path / "a", data_dir=fake_mnist, protocol=protocol, jobs=2, log=lines.append
+    # By default, one job per torch thread: 2 threads make 2 processes of 1 thread each.
+    torch.set_num_threads(2)
+    try:
+        parallel = run_table1(
+            tmp_path / "a", data_dir=fake_mnist, protocol=protocol, log=lines.append
+        )
+    finally:
+        torch.set_num_threads(1)
+    serial = run_table1(
+        tmp_path / "b", data_dir=fake_mnist, protocol=protocol, jobs=1, log=lambda _: None
     )
-    serial = run_table1(tmp_path / "b", data_dir=fake_mnist, protocol=protocol, log=lambda _: None)
     assert [r["model"] for r in parallel] == ["CAE", "DAE-b", "AE"]  # table order
     assert _no_times(parallel) == _no_times(serial)
     # Every worker's progress lines reached the caller's log.

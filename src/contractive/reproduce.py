@@ -588,8 +588,9 @@ def _markdown(
         f"- Protocol: **{protocol.name}**. Command: `{meta['command']}`",
         f"- Total wall time: {_fmt_time(meta['total_seconds'])} "
         f"(planned {_fmt_time(meta['planned_seconds'])} on 2 CPU cores); "
-        f"torch {meta['environment']['torch']}, {meta['environment']['torch_threads']} "
-        f"thread(s), device {meta['environment']['device']}.",
+        f"torch {meta['environment']['torch']}, {meta['environment']['jobs']} job(s) of "
+        f"{meta['environment']['threads_per_job']} thread(s), device "
+        f"{meta['environment']['device']}.",
     ]
     if meta["differences"]:
         lines.append(
@@ -699,7 +700,7 @@ def run_table1(
     data_dir: str | os.PathLike[str] | None = None,
     protocol: Protocol = FULL,
     device: str = "auto",
-    jobs: int = 1,
+    jobs: int | None = None,
     command: str | None = None,
     log: Callable[[str], None] = _stderr,
 ) -> list[dict[str, Any]]:
@@ -716,10 +717,12 @@ def run_table1(
         :data:`FULL`, :data:`QUICK`, or a :func:`dataclasses.replace` of one.
     device : str
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
-    jobs : int
+    jobs : int, optional
         Models trained at once, each in a process of its own that gets an equal share of this
-        process's torch threads (at least one). The rows do not depend on ``jobs`` as long as
-        each model runs with the same number of threads: every model has its own seeds.
+        process's torch threads (at least one). By default one job per torch thread on the
+        CPU (two on a 2-core machine, one with ``torch.set_num_threads(1)``) and one on a GPU.
+        The rows do not depend on ``jobs`` as long as each model runs with the same number of
+        threads: every model has its own seeds.
     command : str, optional
         The command line, recorded in the outputs.
     log : callable
@@ -741,12 +744,14 @@ def run_table1(
         The MNIST files are missing or damaged.
     """
     _check_protocol(protocol)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(
             f"The 'jobs' parameter must be an int in the range [1, inf). Got {jobs!r} instead."
         )
-    jobs = min(jobs, len(protocol.models))
     dev = resolve_device(device)
+    if jobs is None:
+        jobs = torch.get_num_threads() if dev.type == "cpu" else 1
+    jobs = min(jobs, len(protocol.models))
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a folder.")
@@ -924,10 +929,10 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
         type=positive_int,
-        default=1,
         metavar="N",
-        help="models trained at once, one process each, sharing the torch threads (default 1; "
-        "2 on 2 cores takes about half the time, with the same results)",
+        help="models trained at once, one process each, sharing the torch threads (default: "
+        "one per thread on the CPU, so 2 on 2 cores and 1 with --threads 1; 1 on a GPU); "
+        "the results do not depend on it",
     )
     changes = parser.add_argument_group(
         "changing the protocol (the result is then not the paper's protocol)"
@@ -993,7 +998,7 @@ def _rebuild_flags(args: argparse.Namespace) -> list[str]:
         flags += ["--seed", str(args.seed)]
     if args.threads:
         flags += ["--threads", str(args.threads)]
-    if args.jobs != 1:
+    if args.jobs:
         flags += ["--jobs", str(args.jobs)]
     for name in _OVERRIDES:
         value = getattr(args, name, None)
