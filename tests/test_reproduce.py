@@ -198,6 +198,36 @@ def _no_times(rows: list[dict[str, object]]) -> str:
     return json.dumps(clean(rows), sort_keys=True)
 
 
+def test_final_fine_tuning_is_the_tested_classifier(fake_mnist: Path, tmp_path: Path) -> None:
+    grids = {"CAE": (GridPoint(0.3, 0.05), GridPoint(1.0, 0.05))}
+    base = _tiny(grids=grids, pretrain_batch_size=16, finetune_batch_size=16, hidden=16)
+    protocol = dataclasses.replace(base, final_epochs=3, final_lr=0.3)
+    lines: list[str] = []
+    (row,) = run_table1(tmp_path / "a", data_dir=fake_mnist, protocol=protocol, log=lines.append)
+    (plain,) = run_table1(tmp_path / "b", data_dir=fake_mnist, protocol=base, log=lambda _: None)
+    # The grid and its selection do not depend on the final stage.
+    assert _no_times(row["grid"]) == _no_times(plain["grid"])
+    assert row["selection_val_error"] == plain["selection_val_error"] == plain["val_error"]
+    final = row["final"]
+    assert final is not None
+    assert plain["final"] is None
+    assert {k: final[k] for k in ("epochs", "lr", "dropout", "input_dropout")} == {
+        "epochs": 3,
+        "lr": 0.3,
+        "dropout": 0.5,
+        "input_dropout": 0.2,
+    }
+    assert row["val_error"] == final["val_error"]
+    assert row["best_epoch"] == final["best_epoch"] <= 3
+    assert any(line.startswith("[CAE] final fine-tuning of lambda=") for line in lines)
+    table = (tmp_path / "a" / "table1.md").read_text()
+    assert (
+        "Final fine-tuning of the selected point: from the pre-trained encoder again, 3 epochs"
+        in table
+    )
+    assert "- Final fine-tuning: none" in (tmp_path / "b" / "table1.md").read_text()
+
+
 def test_jobs_run_models_in_processes_with_the_same_results(
     fake_mnist: Path, tmp_path: Path
 ) -> None:
@@ -274,6 +304,26 @@ def test_bad_protocols_are_refused(tmp_path: Path) -> None:
         run_table1(tmp_path, protocol=_tiny(grids={}))
     with pytest.raises(ConfigError, match=r"Got RBM instead"):
         run_table1(tmp_path, protocol=_tiny(grids={"RBM": (GridPoint(None, 0.1),)}))
+    for changes, match in (
+        (
+            {"final_epochs": -1},
+            r"The 'final_epochs' parameter must be an int in the range \[0, inf\)",
+        ),
+        (
+            {"final_lr": 0.0},
+            r"The 'final_lr' parameter must be a float in the range \(0, inf\)\. Got 0",
+        ),
+        (
+            {"final_dropout": 1.0},
+            r"The 'final_dropout' parameter must be a float in the range \[0, 1\)",
+        ),
+        (
+            {"final_input_dropout": -0.5},
+            r"The 'final_input_dropout' parameter must be a float in the range \[0, 1\)\. Got -0.5",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            run_table1(tmp_path, protocol=_tiny(**changes))
     with pytest.raises(ConfigError, match=r"Every model's grid must hold at least one GridPoint"):
         run_table1(tmp_path, protocol=_tiny(grids={"AE": ()}))
     (tmp_path / "file").write_text("x")
@@ -295,6 +345,12 @@ class _Raising(argparse.ArgumentParser):
         (["table1", "--out", "o", "--hidden", "0"], r"expected a positive integer, got '0'"),
         (["table1", "--out", "o", "--threads", "x"], r"expected a positive integer, got 'x'"),
         (["table1", "--out", "o", "--jobs", "0"], r"expected a positive integer, got '0'"),
+        (["table1", "--out", "o", "--final-lr", "0"], r"expected a finite number > 0, got '0'"),
+        (
+            ["table1", "--out", "o", "--final-dropout", "1"],
+            r"expected a number in \[0, 1\), got '1'",
+        ),
+        (["table1", "--out", "o", "--final-epochs", "-1"], r"expected an integer >= 0, got '-1'"),
     ],
 )
 def test_command_line_errors(argv: list[str], match: str) -> None:
@@ -352,3 +408,19 @@ def test_paper_table_is_the_confirmed_one() -> None:
     assert PAPER_TABLE1["CAE"].sat == 86.36
     ranking = sorted(PAPER_TABLE1, key=lambda m: PAPER_TABLE1[m].test_error)
     assert ranking == ["CAE", "DAE-g", "RBM-binary", "DAE-b", "AE+wd", "AE"]
+
+
+def test_final_fine_tuning_flags_change_the_protocol() -> None:
+    from contractive.reproduce import _protocol_from_args, _rebuild_flags
+
+    argv = ["table1", "--out", "o", "--final-epochs", "0", "--final-dropout", "0"]
+    args = _parse([*argv, "--final-lr", "0.05", "--final-input-dropout", "0.1"])
+    protocol = _protocol_from_args(args)
+    assert protocol.name == "full (changed)"
+    assert (protocol.final_epochs, protocol.final_dropout) == (0, 0.0)
+    assert (protocol.final_lr, protocol.final_input_dropout) == (0.05, 0.1)
+    assert "final fine-tuning dropout on the codes 0.5 -> 0" in protocol_differences(protocol)
+    flags = " ".join(_rebuild_flags(args))
+    assert "--final-epochs 0 --final-lr 0.05 --final-dropout 0 --final-input-dropout 0.1" in flags
+    # The defaults change nothing.
+    assert _protocol_from_args(_parse(["table1", "--out", "o"])) is FULL
