@@ -382,13 +382,17 @@ def test_planned_seconds_with_jobs() -> None:
     one = planned_seconds(FULL)
     two = planned_seconds(FULL, jobs=2)
     assert one / 2 <= two < one
-    assert planned_seconds(FULL, jobs=len(MODELS)) < two  # one model per process
-    assert planned_seconds(FULL, jobs=99) == planned_seconds(FULL, jobs=len(MODELS))
+    # More processes than cores: the cores are shared, the plan is the work over the cores.
+    five = planned_seconds(FULL, jobs=len(MODELS))
+    assert five < two
+    assert planned_seconds(FULL, jobs=99) == five
+    assert planned_seconds(FULL, jobs=len(MODELS), cores=len(MODELS)) < five
 
 
 def test_protocol_budgets() -> None:
-    assert planned_seconds(QUICK) < 10 * 60
-    assert planned_seconds(FULL) < 90 * 60
+    # On 2 cores: --quick with the default 2 jobs (or 1), the full protocol with 5.
+    assert planned_seconds(QUICK, jobs=2) < planned_seconds(QUICK) < 10 * 60
+    assert planned_seconds(FULL, jobs=len(MODELS)) < 80 * 60
     assert all(len(grid) == 3 for grid in FULL.grids.values())
     assert all(len(grid) == 1 for grid in QUICK.grids.values())
     assert FULL.models == QUICK.models == MODELS
@@ -397,7 +401,7 @@ def test_protocol_budgets() -> None:
 def test_quick_says_what_it_shortens() -> None:
     changes = protocol_differences(QUICK)
     assert "pre-training epochs 20 -> 4" in changes
-    assert "fine-tuning epochs 30 -> 15" in changes
+    assert "fine-tuning epochs 20 -> 15" in changes
     assert "CAE grid: 1 point(s) instead of 3 (lambda=1, lr=0.1)" in changes
     assert protocol_differences(FULL) == []
 
@@ -424,3 +428,13 @@ def test_final_fine_tuning_flags_change_the_protocol() -> None:
     assert "--final-epochs 0 --final-lr 0.05 --final-dropout 0 --final-input-dropout 0.1" in flags
     # The defaults change nothing.
     assert _protocol_from_args(_parse(["table1", "--out", "o"])) is FULL
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    from contractive import reproduce
+
+    result = doctest.testmod(reproduce, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5
+    assert result.failed == 0
