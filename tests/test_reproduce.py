@@ -33,6 +33,7 @@ from contractive.reproduce import (
     planned_seconds,
     protocol_differences,
     run_table1,
+    select_point,
 )
 
 N_TRAIN, N_TEST = 160, 60
@@ -162,6 +163,7 @@ def test_selection_is_by_validation_error_and_runs_are_reproducible(
     # Small batches, so that even this little data is learned (the classes are 10 prototypes).
     protocol = _tiny(
         grids=grids,
+        selection="min",
         pretrain_batch_size=16,
         finetune_batch_size=16,
         hidden=16,
@@ -196,6 +198,41 @@ def _no_times(rows: list[dict[str, object]]) -> str:
         return value
 
     return json.dumps(clean(rows), sort_keys=True)
+
+
+@pytest.mark.parametrize(
+    ("errors", "strengths", "rule", "expected"),
+    [
+        # min: the lowest error, ties to the earlier point.
+        ([0.0139, 0.0138, 0.0138], [0.3, 1.0, 3.0], "min", 1),
+        # one-se: one standard error at 1.38% on 10000 images is 0.117 points.
+        ([0.0138, 0.0139, 0.0163], [0.3, 1.0, 3.0], "one-se", 1),
+        ([0.0138, 0.0139, 0.0149], [0.3, 1.0, 3.0], "one-se", 2),
+        ([0.0138, 0.0139, 0.0150], [0.3, 1.0, 3.0], "one-se", 1),  # 0.12 > 0.117
+        ([0.0163, 0.0169, 0.0172], [0.1, 0.25, 0.5], "one-se", 2),
+        # Points without a strength (the AE's learning rates) are compared by error alone.
+        ([0.0191, 0.0187, 0.0190], [None, None, None], "one-se", 1),
+        # Two points of one strength: the lower error of the two.
+        ([0.0140, 0.0139, 0.0145], [1.0, 1.0, 0.3], "one-se", 1),
+    ],
+)
+def test_select_point(
+    errors: list[float], strengths: list[float | None], rule: str, expected: int
+) -> None:
+    assert select_point(errors, strengths, n_val=10_000, rule=rule) == expected
+
+
+def test_select_point_errors() -> None:
+    with pytest.raises(
+        ConfigError, match=r"The 'selection' parameter must be one of min, one-se\. Got 'best'"
+    ):
+        select_point([0.1], [1.0], n_val=10, rule="best")
+    with pytest.raises(
+        ConfigError, match=r"one strength per error and at least one point\. Got 2 error\(s\) and 1"
+    ):
+        select_point([0.1, 0.2], [1.0], n_val=10)
+    with pytest.raises(ConfigError, match=r"The 'selection' parameter must be one of min, one-se"):
+        run_table1("unused", protocol=_tiny(selection="best"))
 
 
 def test_final_fine_tuning_is_the_tested_classifier(fake_mnist: Path, tmp_path: Path) -> None:
@@ -424,6 +461,13 @@ def test_final_fine_tuning_flags_change_the_protocol() -> None:
     assert (protocol.final_epochs, protocol.final_dropout) == (0, 0.0)
     assert (protocol.final_lr, protocol.final_input_dropout) == (0.05, 0.1)
     assert "final fine-tuning dropout on the codes 0.5 -> 0" in protocol_differences(protocol)
+    assert (
+        _protocol_from_args(_parse(["table1", "--out", "o", "--selection", "min"])).selection
+        == "min"
+    )
+    assert "grid selection rule one-se -> min" in protocol_differences(
+        _protocol_from_args(_parse(["table1", "--out", "o", "--selection", "min"]))
+    )
     flags = " ".join(_rebuild_flags(args))
     assert "--final-epochs 0 --final-lr 0.05 --final-dropout 0 --final-input-dropout 0.1" in flags
     # The defaults change nothing.

@@ -64,6 +64,7 @@ __all__ = [
     "MODELS",
     "PAPER_TABLE1",
     "QUICK",
+    "SELECTION_RULES",
     "GridPoint",
     "PaperRow",
     "Protocol",
@@ -72,6 +73,7 @@ __all__ = [
     "planned_seconds",
     "protocol_differences",
     "run_table1",
+    "select_point",
 ]
 
 #: Experiments ``contractive reproduce`` knows.
@@ -173,6 +175,8 @@ class Protocol:
         Training images of the linear probe (the first ones of the training set).
     grids : mapping of str to tuple of GridPoint
         Each model's grid, in the order the points are tried (ties go to the earlier point).
+    selection : {"min", "one-se"}
+        How the grid point is chosen from its validation errors (see :func:`select_point`).
     final_epochs, final_lr, final_dropout, final_input_dropout
         The final fine-tuning: the selected point's pre-trained encoder is fine-tuned once
         more, from its pre-trained weights, for ``final_epochs`` epochs (SGD, momentum 0.9,
@@ -198,6 +202,7 @@ class Protocol:
     patience: int
     probe_size: int
     grids: Mapping[str, tuple[GridPoint, ...]] = field(hash=False)
+    selection: str = "min"
     final_epochs: int = 0
     final_lr: float = 0.2
     final_dropout: float = 0.5
@@ -227,6 +232,7 @@ FULL = Protocol(
     probe_size=10_000,
     # lr 0.2, dropout 0.5 / 0.2, 100 epochs: 1.12% validation error for the CAE at lambda 1,
     # against 1.28% in 50 epochs, and 1.39% at lr 0.4 or 1.35% at lr 0.1 (60 epochs).
+    selection="one-se",
     final_epochs=100,
     final_lr=0.2,
     final_dropout=0.5,
@@ -269,8 +275,8 @@ _DEFINITIONS = {
     "val_error": "% of the validation images (the last training images, never trained on) "
     "misclassified by the tested classifier: after the final fine-tuning when the protocol "
     "has one, else the selected grid point's.",
-    "selection_val_error": "the lowest validation error % over the grid, after the grid's "
-    "fine-tuning: the grid point with it is selected.",
+    "selection_val_error": "the selected grid point's validation error %, after the grid's "
+    "fine-tuning (see Selection under Settings for the rule).",
     "mean_jacobian_norm": "mean over the validation images of ||J_f(x)||_F, the Frobenius norm "
     "of the encoder's (hidden x 784) Jacobian at x, pixels in [0, 1], before fine-tuning; per "
     "image, not squared, not divided by the number of entries (the paper does not say how its "
@@ -283,6 +289,69 @@ _DEFINITIONS = {
     "wall_seconds": "seconds for everything this row took: pre-training and fine-tuning every "
     "grid point, then the test error, the Jacobian norm, SAT and the probe.",
 }
+
+
+#: The rules :func:`select_point` knows.
+SELECTION_RULES = ("min", "one-se")
+
+
+def select_point(
+    errors: Sequence[float],
+    strengths: Sequence[float | None],
+    *,
+    n_val: int,
+    rule: str = "one-se",
+) -> int:
+    """Index of the grid point to keep, from the points' validation errors.
+
+    ``"min"`` keeps the lowest error (ties: the earlier point). ``"one-se"`` is the
+    one-standard-error rule (Breiman et al., 1984; Hastie et al., *The Elements of
+    Statistical Learning*, 7.10): among the points whose error is within one standard error
+    ``sqrt(e (1 - e) / n_val)`` of the lowest error ``e``, keep the one with the strongest
+    regularisation (the largest ``strength``), and among those the lowest error. On 10000
+    validation images at ``e = 1.4 %`` one standard error is 0.12 points, about 12 images:
+    differences smaller than that do not tell the points apart, and the rule then prefers
+    the more regularised model.
+
+    Parameters
+    ----------
+    errors : sequence of float
+        Validation error of each point, as fractions in [0, 1].
+    strengths : sequence of float or None
+        Each point's regularisation strength (lambda, noise level, weight decay); None for
+        points that have none (the plain AE), which the rule then compares by error alone.
+    n_val : int
+        Validation images behind each error.
+    rule : {"min", "one-se"}
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> select_point([0.0138, 0.0139, 0.0163], [0.3, 1.0, 3.0], n_val=10_000, rule="min")
+    0
+    >>> select_point([0.0138, 0.0139, 0.0163], [0.3, 1.0, 3.0], n_val=10_000, rule="one-se")
+    1
+    """
+    if rule not in SELECTION_RULES:
+        raise ConfigError(
+            f"The 'selection' parameter must be one of {', '.join(SELECTION_RULES)}. "
+            f"Got {rule!r} instead."
+        )
+    if not errors or len(errors) != len(strengths):
+        raise ConfigError(
+            "select_point needs one strength per error and at least one point. Got "
+            f"{len(errors)} error(s) and {len(strengths)} strength(s)."
+        )
+    best = min(range(len(errors)), key=lambda i: (errors[i], i))
+    if rule == "min":
+        return best
+    se = math.sqrt(errors[best] * (1.0 - errors[best]) / n_val)
+    close = [i for i in range(len(errors)) if errors[i] <= errors[best] + se]
+    # The strongest regularisation among the close points; None counts as no strength.
+    return min(close, key=lambda i: (-(strengths[i] or 0.0), errors[i], i))
 
 
 def _model_seconds(protocol: Protocol, model: str) -> float:
@@ -337,6 +406,7 @@ _FIELD_LABELS = {
     "finetune_epochs": "fine-tuning epochs",
     "finetune_batch_size": "fine-tuning batch size",
     "patience": "early-stopping patience",
+    "selection": "grid selection rule",
     "final_epochs": "final fine-tuning epochs",
     "final_lr": "final fine-tuning learning rate",
     "final_dropout": "final fine-tuning dropout on the codes",
@@ -352,6 +422,10 @@ def _point_text(model: str, point: GridPoint) -> str:
     return ", ".join([*parts, f"lr={point.finetune_lr:g}"])
 
 
+def _value_text(value: object) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
 def protocol_differences(protocol: Protocol, reference: Protocol = FULL) -> list[str]:
     """What ``protocol`` changes with respect to ``reference``, one phrase per change.
 
@@ -364,7 +438,7 @@ def protocol_differences(protocol: Protocol, reference: Protocol = FULL) -> list
     for name, label in _FIELD_LABELS.items():
         ours, theirs = getattr(protocol, name), getattr(reference, name)
         if ours != theirs:
-            changes.append(f"{label} {theirs:g} -> {ours:g}")
+            changes.append(f"{label} {_value_text(theirs)} -> {_value_text(ours)}")
     left_out = [m for m in reference.models if m not in protocol.grids]
     if left_out:
         changes.append(f"models left out: {', '.join(left_out)}")
@@ -444,6 +518,11 @@ def _check_protocol(protocol: Protocol) -> None:
                 f"The '{name}' parameter must be an int in the range [1, inf). "
                 f"Got {value!r} instead."
             )
+    if protocol.selection not in SELECTION_RULES:
+        raise ConfigError(
+            f"The 'selection' parameter must be one of {', '.join(SELECTION_RULES)}. "
+            f"Got {protocol.selection!r} instead."
+        )
     epochs = protocol.final_epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ConfigError(
@@ -495,6 +574,15 @@ def _pretrain_config(protocol: Protocol, model: str, value: float | None, device
     return config.replace(**{knob: value})
 
 
+_RULE_TEXT = {
+    "min": "the grid point with the lowest validation error (ties: the earlier point).",
+    "one-se": "the one-standard-error rule: among the grid points whose validation error is "
+    "within one standard error, sqrt(e(1 - e)/n_val), of the lowest e, the one with the "
+    "strongest regularisation (largest lambda, noise level or weight decay; for the AE, the "
+    "lowest error).",
+}
+
+
 def _fmt_time(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
@@ -511,7 +599,7 @@ def _run_model(
     grid = protocol.grids[model]
     knob = _KNOBS[model]
     points: list[dict[str, Any]] = []
-    best: tuple[float, int, nn.Sequential, Autoencoder] | None = None
+    trained: list[tuple[float, nn.Sequential, Autoencoder]] = []  # per point: error, clf, ae
     encoders: dict[float | None, tuple[Autoencoder, dict[str, Any]]] = {}
     for i, point in enumerate(grid):
         tag = f"[{model} {i + 1}/{len(grid)}]"
@@ -566,10 +654,14 @@ def _run_model(
             **stats,
         }
         points.append(entry)
-        if best is None or result.val_error < best[0]:
-            best = (result.val_error, i, classifier, ae)
-    assert best is not None
-    val_error, index, classifier, ae = best
+        trained.append((result.val_error, classifier, ae))
+    index = select_point(
+        [error for error, _, _ in trained],
+        [point.value for point in grid],
+        n_val=int(data.X_val.shape[0]),
+        rule=protocol.selection,
+    )
+    val_error, classifier, ae = trained[index]
     chosen = points[index]
     chosen["selected_by_validation"] = True
     selection_val_error = val_error
@@ -635,6 +727,7 @@ def _run_model(
         "best_epoch": best_epoch,
         "wall_seconds": round(time.perf_counter() - start, 1),
         "protocol": protocol.name,
+        "selection": protocol.selection,
         "grid": points,
     }
     log(
@@ -744,6 +837,7 @@ def _markdown(
         f"{protocol.finetune_batch_size}, initial lr as selected, cosine decay over "
         f"{protocol.finetune_epochs} epochs, "
         f"patience {protocol.patience or 'off'}; the best-validation epoch's weights are kept.",
+        f"- Selection: {_RULE_TEXT[protocol.selection]}",
         (
             f"- Final fine-tuning of the selected point: from the pre-trained encoder again, "
             f"{protocol.final_epochs} epochs, SGD momentum 0.9, batch "
@@ -1061,6 +1155,13 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch intra-op threads (default: torch's choice; 1 is faster on a busy machine)",
     )
     parser.add_argument(
+        "--selection",
+        choices=SELECTION_RULES,
+        help="how each model's grid point is chosen from the validation errors: min, or "
+        "one-se, the most regularised point within one standard error of the lowest "
+        "(default: one-se)",
+    )
+    parser.add_argument(
         "--jobs",
         type=positive_int,
         metavar="N",
@@ -1094,6 +1195,8 @@ def _protocol_from_args(args: argparse.Namespace) -> Protocol:
         if args.seed < 0:
             raise ConfigError(f"The 'seed' parameter must be >= 0. Got {args.seed} instead.")
         changes["seed"] = args.seed
+    if args.selection and args.selection != protocol.selection:
+        changes["selection"] = args.selection
     if args.models:
         changes["grids"] = {m: g for m, g in protocol.grids.items() if m in args.models}
     if not changes:
@@ -1140,6 +1243,8 @@ def _rebuild_flags(args: argparse.Namespace) -> list[str]:
         flags += ["--seed", str(args.seed)]
     if args.threads:
         flags += ["--threads", str(args.threads)]
+    if args.selection:
+        flags += ["--selection", args.selection]
     if args.jobs:
         flags += ["--jobs", str(args.jobs)]
     for name in _OVERRIDES:
