@@ -419,18 +419,20 @@ def test_planned_seconds_with_jobs() -> None:
     one = planned_seconds(FULL)
     two = planned_seconds(FULL, jobs=2)
     assert one / 2 <= two < one
-    # More processes than cores: the cores are shared, the plan is the work over the cores.
+    # More processes than cores share the cores, at a cost: five on 2 cores plan longer
+    # than two (as measured), five on 5 cores shorter.
     five = planned_seconds(FULL, jobs=len(MODELS))
-    assert five < two
+    assert five > two
     assert planned_seconds(FULL, jobs=99) == five
-    assert planned_seconds(FULL, jobs=len(MODELS), cores=len(MODELS)) < five
+    assert planned_seconds(FULL, jobs=len(MODELS), cores=len(MODELS)) < two
 
 
 def test_protocol_budgets() -> None:
-    # On 2 cores: --quick with the default 2 jobs (or 1), the full protocol with 5.
+    # On 2 cores with the default 2 jobs (or 1 for --quick).
     assert planned_seconds(QUICK, jobs=2) < planned_seconds(QUICK) < 10 * 60
-    assert planned_seconds(FULL, jobs=len(MODELS)) < 80 * 60
-    assert all(len(grid) == 3 for grid in FULL.grids.values())
+    assert planned_seconds(FULL, jobs=2) < 85 * 60
+    assert all(len(FULL.grids[m]) == 3 for m in MODELS if m != "AE")
+    assert len(FULL.grids["AE"]) == 1  # one encoder, re-fine-tuned at the final lr
     assert all(len(grid) == 1 for grid in QUICK.grids.values())
     assert FULL.models == QUICK.models == MODELS
 
