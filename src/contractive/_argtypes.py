@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = [
     "non_negative_float",
@@ -17,53 +19,50 @@ __all__ = [
     "probability",
 ]
 
+_N = TypeVar("_N", int, float)
+
+
+def _parse(
+    text: str,
+    convert: Callable[[str], _N],
+    valid: Callable[[_N], bool],
+    expected: str,
+    unparsable: str | None = None,
+) -> _N:
+    """``convert(text)`` if it is ``valid``, else an ArgumentTypeError "expected ..., got ...".
+
+    ``unparsable`` words the error when ``convert`` fails (default: ``expected``).
+    """
+    try:
+        value = convert(text)
+    except ValueError:
+        what = unparsable or expected
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    return _parse(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _parse(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+    return _parse(
+        text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0", "a number >= 0"
+    )
+
+
+def positive_float(text: str) -> float:
+    return _parse(
+        text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0", "a number > 0"
+    )
 
 
 def probability(text: str) -> float:
     """A probability in [0, 1), such as a dropout rate."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+    return _parse(text, float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")

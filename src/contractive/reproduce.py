@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from ._argtypes import non_negative_int, positive_float, positive_int, probability
 from .config import Config
 from .evaluate import (
+    FinetuneResult,
     encode,
     finetune,
     linear_probe,
@@ -592,6 +593,24 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _finetune_on(
+    ae: Autoencoder, data: _Split, protocol: Protocol, device: torch.device, **options: Any
+) -> tuple[nn.Sequential, FinetuneResult]:
+    """:func:`finetune` on the protocol's training and validation images, batch and seed."""
+    return finetune(
+        ae,
+        data.X_train,
+        data.y_train,
+        data.X_val,
+        data.y_val,
+        batch_size=protocol.finetune_batch_size,
+        seed=protocol.seed,
+        n_classes=10,
+        device=device,
+        **options,
+    )
+
+
 def _run_model(
     model: str,
     protocol: Protocol,
@@ -629,19 +648,14 @@ def _run_model(
                 f"{stats['mean_jacobian_norm']:.4g}, SAT {stats['sat']:.1f}%)"
             )
         ae, stats = encoders[point.value]
-        classifier, result = finetune(
+        classifier, result = _finetune_on(
             ae,
-            data.X_train,
-            data.y_train,
-            data.X_val,
-            data.y_val,
+            data,
+            protocol,
+            device,
             epochs=protocol.finetune_epochs,
             lr=point.finetune_lr,
-            batch_size=protocol.finetune_batch_size,
             patience=protocol.patience,
-            seed=protocol.seed,
-            n_classes=10,
-            device=device,
         )
         log(
             f"{tag} fine-tuned {_point_text(model, point)}: val error "
@@ -674,21 +688,16 @@ def _run_model(
     final: dict[str, Any] | None = None
     if protocol.final_epochs:
         # Again from the pre-trained encoder, not from the grid point's fine-tuned classifier.
-        classifier, result = finetune(
+        classifier, result = _finetune_on(
             ae,
-            data.X_train,
-            data.y_train,
-            data.X_val,
-            data.y_val,
+            data,
+            protocol,
+            device,
             epochs=protocol.final_epochs,
             lr=protocol.final_lr,
-            batch_size=protocol.finetune_batch_size,
             patience=0,  # dropout makes the validation error noisy: keep the best epoch
             dropout=protocol.final_dropout,
             input_dropout=protocol.final_input_dropout,
-            seed=protocol.seed,
-            n_classes=10,
-            device=device,
         )
         val_error, best_epoch = result.val_error, result.best_epoch
         final = {
