@@ -292,7 +292,8 @@ _DEFINITIONS = {
     "L-BFGS iterations) on the frozen codes of the selected encoder, trained on the first "
     "probe_size training images.",
     "wall_seconds": "seconds for everything this row took: pre-training and fine-tuning every "
-    "grid point, then the test error, the Jacobian norm, SAT and the probe.",
+    "grid point, the final fine-tuning, then the test error, the Jacobian norm, SAT and the "
+    "probe.",
 }
 
 
