@@ -129,6 +129,14 @@ def _check_positive(name: str, value: float, *, integer: bool = False) -> None:
         raise ConfigError(f"The '{name}' parameter must be {kind}. Got {value!r} instead.")
 
 
+def _check_rate(name: str, value: float) -> None:
+    """``value`` must be a probability in [0, 1), such as a dropout rate."""
+    if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
+        raise ConfigError(
+            f"The '{name}' parameter must be a float in the range [0, 1). Got {value!r} instead."
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # Encoders as plain layer lists.
 
@@ -629,12 +637,8 @@ def finetune(
             f"The 'weight_decay' parameter must be a float in the range [0, inf). Got "
             f"{weight_decay!r} instead."
         )
-    for option, p_drop in (("dropout", dropout), ("input_dropout", input_dropout)):
-        if not (isinstance(p_drop, int | float) and 0.0 <= p_drop < 1.0):
-            raise ConfigError(
-                f"The '{option}' parameter must be a float in the range [0, 1). Got {p_drop!r} "
-                "instead."
-            )
+    _check_rate("dropout", dropout)
+    _check_rate("input_dropout", input_dropout)
     Xt, Xv = _as_float(X_train, "X_train"), _as_float(X_val, "X_val")
     yt, yv = _as_labels(y_train, Xt.shape[0], "y_train"), _as_labels(y_val, Xv.shape[0], "y_val")
     if Xv.shape[1] != Xt.shape[1]:

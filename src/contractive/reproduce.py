@@ -47,6 +47,8 @@ from ._argtypes import non_negative_int, positive_float, positive_int, probabili
 from .config import Config
 from .evaluate import (
     FinetuneResult,
+    _check_positive,
+    _check_rate,
     encode,
     finetune,
     linear_probe,
@@ -301,6 +303,14 @@ _DEFINITIONS = {
 SELECTION_RULES = ("min", "one-se")
 
 
+def _check_selection(rule: str) -> None:
+    if rule not in SELECTION_RULES:
+        raise ConfigError(
+            f"The 'selection' parameter must be one of {', '.join(SELECTION_RULES)}. "
+            f"Got {rule!r} instead."
+        )
+
+
 def select_point(
     errors: Sequence[float],
     strengths: Sequence[float | None],
@@ -341,11 +351,7 @@ def select_point(
     >>> select_point([0.0138, 0.0139, 0.0163], [0.3, 1.0, 3.0], n_val=10_000, rule="one-se")
     1
     """
-    if rule not in SELECTION_RULES:
-        raise ConfigError(
-            f"The 'selection' parameter must be one of {', '.join(SELECTION_RULES)}. "
-            f"Got {rule!r} instead."
-        )
+    _check_selection(rule)
     if not errors or len(errors) != len(strengths):
         raise ConfigError(
             "select_point needs one strength per error and at least one point. Got "
@@ -361,7 +367,7 @@ def select_point(
 
 
 def _model_seconds(protocol: Protocol, model: str) -> float:
-    """Planned seconds of one model's row (every grid point, then the probe), on one core."""
+    """Planned seconds of one model's row (every grid point, the final fine-tuning, the probe)."""
     scale = protocol.train_size * protocol.hidden / (50_000 * 1000)
     grid = protocol.grids[model]
     return (
@@ -525,28 +531,18 @@ def _check_protocol(protocol: Protocol) -> None:
                 f"The '{name}' parameter must be an int in the range [1, inf). "
                 f"Got {value!r} instead."
             )
-    if protocol.selection not in SELECTION_RULES:
-        raise ConfigError(
-            f"The 'selection' parameter must be one of {', '.join(SELECTION_RULES)}. "
-            f"Got {protocol.selection!r} instead."
-        )
+    _check_selection(protocol.selection)
     epochs = protocol.final_epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ConfigError(
             f"The 'final_epochs' parameter must be an int in the range [0, inf). Got {epochs!r} "
             "instead."
         )
-    if not (isinstance(protocol.final_lr, int | float) and 0 < protocol.final_lr < math.inf):
-        raise ConfigError(
-            "The 'final_lr' parameter must be a float in the range (0, inf). Got "
-            f"{protocol.final_lr!r} instead."
-        )
-    for name in ("final_dropout", "final_input_dropout"):
-        rate = getattr(protocol, name)
-        if not (isinstance(rate, int | float) and 0.0 <= rate < 1.0):
-            raise ConfigError(
-                f"The '{name}' parameter must be a float in the range [0, 1). Got {rate!r} instead."
-            )
+    # Checked here too, not only by finetune(), so that a bad value fails before the first
+    # pre-training rather than an hour into the run.
+    _check_positive("final_lr", protocol.final_lr)
+    _check_rate("final_dropout", protocol.final_dropout)
+    _check_rate("final_input_dropout", protocol.final_input_dropout)
     unknown = sorted(set(protocol.grids) - set(MODELS))
     if unknown or not protocol.grids:
         raise ConfigError(
