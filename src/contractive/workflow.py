@@ -159,6 +159,11 @@ def distributed(config: Config) -> Iterator[torch.device | None]:
         dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
         yield device or torch.device("cpu")
+        if owned:
+            # Leave together: a process that tears gloo down while another still writes the
+            # run's files was seen to abort (SIGABRT) once in CI. Not on an error, where the
+            # other process may never reach the barrier.
+            dist.barrier()
     finally:
         if owned:
             dist.destroy_process_group()
