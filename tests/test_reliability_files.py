@@ -15,6 +15,7 @@ import os
 import pickle
 import re
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,66 @@ def test_damaged_checkpoint_keeps_the_model_usable(
     # The finished epoch's model is intact and usable.
     assert "epochs       1/1" in cli_ok(capsys, "info", "run")
     assert "Wrote codes 360 x 6" in cli_ok(capsys, "encode", "run", "--out", "codes.npy")
+
+
+def flip_tensor_byte(path: Path, where: float) -> None:
+    """Flip one bit of the tensor data, ``where`` of the way through it: the header still parses,
+    and without a digest the file would load with one weight silently changed."""
+    data = bytearray(path.read_bytes())
+    start = 8 + struct.unpack("<Q", data[:8])[0]
+    at = start + int(where * (len(data) - start - 1))
+    data[at] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("where", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("command", ["info", "encode", "reconstruct"])
+def test_flipped_byte_in_model_file_is_reported(
+    capsys: pytest.CaptureFixture[str], run: Path, where: float, command: str
+) -> None:
+    flip_tensor_byte(run / "model.safetensors", where)
+    before = snapshot(run)
+    argv = ["info", "run"] if command == "info" else [command, "run", "--out", "out.npy"]
+    expect(
+        cli_error(capsys, *argv),
+        r"^run/model\.safetensors is corrupt: its tensor data do not match the SHA-256 recorded "
+        r"when it was written \(a changed byte or a bad copy\)\. Restore it from a backup, or "
+        r"re-run training\.$",
+    )
+    assert snapshot(run) == before
+    assert not Path("out.npy").exists()
+    with pytest.raises(CheckpointError, match=r"model\.safetensors is corrupt"):
+        load_run(run)
+
+
+@pytest.mark.parametrize("where", [0.0, 0.5, 1.0])
+def test_flipped_byte_in_checkpoint_is_reported(
+    capsys: pytest.CaptureFixture[str], half: Path, where: float
+) -> None:
+    flip_tensor_byte(half / "checkpoint.safetensors", where)
+    before = snapshot(half)
+    expect(
+        cli_error(capsys, *RESUME, "--epochs", "2"),
+        r"^run/checkpoint\.safetensors is corrupt: its tensor data do not match the SHA-256",
+    )
+    assert snapshot(half) == before
+    assert "epochs       1/1" in cli_ok(capsys, "info", "run")  # the model is intact
+
+
+def test_weights_written_before_digests_load_with_one_warning(run: Path) -> None:
+    """Files from an older contractive have no digest: they load, with one warning each."""
+    from safetensors.torch import save
+
+    tensors, metadata = load_tensors(run / "model.safetensors")
+    (run / "model.safetensors").write_bytes(save(tensors, metadata=metadata))
+    with pytest.warns(UserWarning, match=r"model\.safetensors has no SHA-256 of its tensors"):
+        first = load_run(run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = load_run(run)  # warned once already
+    for k, v in first.model.state_dict().items():
+        assert torch.equal(v, tensors[k])
+        assert torch.equal(again.model.state_dict()[k], v)
 
 
 def test_checkpoint_without_training_state(capsys: pytest.CaptureFixture[str], half: Path) -> None:

@@ -13,6 +13,7 @@ import torch
 from contractive import Config
 from contractive.exceptions import CheckpointError, ConfigError, DataError
 from contractive.runs import (
+    DIGEST_KEY,
     Run,
     atomic_write_bytes,
     build_model,
@@ -190,3 +191,44 @@ def test_save_tensors_metadata_round_trip(tmp_path: Path) -> None:
     tensors, meta = load_tensors(path)
     assert torch.equal(tensors["a"], torch.arange(3.0))
     assert json.loads(meta["state"]) == {"epoch": 2}
+    assert DIGEST_KEY not in meta  # the digest is checked, not handed back
+
+
+@pytest.mark.parametrize(
+    "tensors",
+    [
+        {"w": torch.randn(7, 5), "b": torch.zeros(0), "step": torch.tensor(3)},
+        {"half": torch.ones(3, dtype=torch.bfloat16), "i": torch.arange(5, dtype=torch.int64)},
+        {},
+    ],
+    ids=["float", "mixed-dtypes", "empty"],
+)
+def test_save_tensors_records_the_sha256_of_the_tensor_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tensors: dict[str, torch.Tensor]
+) -> None:
+    import hashlib
+
+    import safetensors.torch
+
+    calls: list[int] = []
+    real_save = safetensors.torch.save
+
+    def counting_save(*args: object, **kwargs: object) -> bytes:
+        calls.append(1)
+        return real_save(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(safetensors.torch, "save", counting_save)
+    path = tmp_path / "t.safetensors"
+    save_tensors(path, tensors, {"note": "x"})
+    assert calls == [1]  # serialised once: the digest is written into the header in place
+    blob = path.read_bytes()
+    start = 8 + int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:start])
+    assert header["__metadata__"][DIGEST_KEY] == hashlib.sha256(blob[start:]).hexdigest()
+    # The file is plain safetensors: any reader loads it.
+    plain = safetensors.torch.load(blob)
+    assert sorted(plain) == sorted(tensors)
+    got, meta = load_tensors(path)
+    assert meta == {"note": "x"}
+    for k, v in tensors.items():
+        assert torch.equal(got[k], v)

@@ -41,6 +41,7 @@ from .nn import Autoencoder, conv_autoencoder, mlp_autoencoder
 __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
+    "DIGEST_KEY",
     "METRICS_FILE",
     "MODEL_FILE",
     "Run",
@@ -103,31 +104,105 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+# The metadata key holding the SHA-256 (hex) of a weights file's tensor bytes: safetensors has no
+# checksum of its own, so without it a flipped bit in the data loads silently.
+DIGEST_KEY = "contractive.sha256"
+_DIGEST_PLACEHOLDER = "0" * 64
+_warned_undigested: set[str] = set()
+
+
+def _data_section(blob: bytes | bytearray) -> tuple[int, memoryview]:
+    """Where a safetensors file's tensor bytes begin, and those bytes.
+
+    Layout: an 8-byte little-endian header length N, N bytes of JSON header, then the data.
+    """
+    view = memoryview(blob)
+    n = int.from_bytes(view[:8], "little") if len(view) >= 8 else len(view)
+    start = 8 + n
+    return start, view[min(start, len(view)) :]
+
+
 def save_tensors(
     path: Path, tensors: Mapping[str, Tensor], metadata: Mapping[str, str] | None = None
 ) -> None:
-    """Atomically write tensors (and string metadata) as a safetensors file."""
+    """Atomically write tensors (and string metadata) as a safetensors file.
+
+    The SHA-256 of the file's tensor bytes is recorded under ``DIGEST_KEY`` in its metadata
+    and checked by :func:`load_tensors`.
+    """
+    import hashlib
+
     from safetensors.torch import save
 
     contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(path, save(contiguous, metadata=dict(metadata or {})))
+    # The digest covers the data section, which does not depend on the header: serialise once
+    # with a placeholder of the digest's length, then put the digest in its place. The header
+    # keeps its length, so the data section does not move.
+    meta = {**(metadata or {}), DIGEST_KEY: _DIGEST_PLACEHOLDER}
+    blob = bytearray(save(contiguous, metadata=meta))
+    start, data = _data_section(blob)
+    digest = hashlib.sha256(data).hexdigest()
+    placeholder = f'"{DIGEST_KEY}":"{_DIGEST_PLACEHOLDER}"'.encode()
+    at = blob.find(placeholder, 8, start)
+    if at < 0:  # a safetensors that writes its header differently: build it again, once
+        blob = bytearray(save(contiguous, metadata={**meta, DIGEST_KEY: digest}))
+    else:
+        blob[at : at + len(placeholder)] = f'"{DIGEST_KEY}":"{digest}"'.encode()
+    atomic_write_bytes(path, bytes(blob))
 
 
 def load_tensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    """Read a safetensors file (never unpickles); raise CheckpointError if it is damaged."""
-    from safetensors import safe_open
+    """Read a safetensors file (never unpickles) and check its digest.
+
+    Returns the tensors and the file's metadata (without the digest).
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, is not safetensors, or its tensor bytes do not match the SHA-256
+        recorded when it was written (a flipped bit, a partial copy).
+
+    Warns
+    -----
+    UserWarning
+        Once per file written before digests were recorded: it loads unchecked.
+    """
+    import hashlib
+
+    from safetensors.torch import load
 
     if not path.is_file():
         raise CheckpointError(f"{path} is missing.")
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = dict(fh.metadata() or {})
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        blob = path.read_bytes()
+        tensors = load(blob)
+        start, data = _data_section(blob)
+        header = json.loads(bytes(blob[8:start]))
+        metadata = dict(header.get("__metadata__") or {})
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise CheckpointError(
             f"{path} is not a readable safetensors file ({exc}); it may be truncated or "
             "corrupt. Re-run training, or resume from a run folder whose files are intact."
         ) from None
+    expected = metadata.pop(DIGEST_KEY, None)
+    if expected is None:
+        if str(path) not in _warned_undigested:
+            _warned_undigested.add(str(path))
+            import warnings
+
+            warnings.warn(
+                f"{path} has no SHA-256 of its tensors (written by an older contractive), so "
+                "damage to it cannot be detected; it is loaded as it is. Saving it again adds "
+                "the digest.",
+                UserWarning,
+                stacklevel=2,
+            )
+    elif hashlib.sha256(data).hexdigest() != expected:
+        raise CheckpointError(
+            f"{path} is corrupt: its tensor data do not match the SHA-256 recorded when it was "
+            "written (a changed byte or a bad copy). Restore it from a backup, or re-run "
+            "training."
+        )
     return tensors, metadata
 
 
