@@ -33,6 +33,7 @@ from cli_helpers import cli_error, cli_ok, expect
 from contractive import Config, load_run, train_run
 from contractive.cli import main
 from contractive.exceptions import CheckpointError, TrainingDivergedError
+from contractive.locking import LOCK_FILE
 from contractive.runs import load_tensors, read_config
 from contractive.train import Trainer, read_metrics
 
@@ -281,6 +282,127 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(reference: Reference) 
     ref = reference.run
     assert (out / "model.safetensors").read_bytes() == (ref / "model.safetensors").read_bytes()
     assert metrics_without_time(out) == metrics_without_time(ref)
+
+
+# ---------------------------------------------------------------------------------------------
+# Two writers, one folder: the second is refused at once and the first runs on untouched.
+#
+# The first process is stopped (SIGSTOP) as soon as it holds the folder's lock and continued
+# after the second has exited, so the second always meets a live holder, however fast or slow
+# the machine is.
+
+FIRST_KINDS = ("plain", "overwrite", "resume")
+
+
+@pytest.fixture(scope="module")
+def partial(reference: Reference) -> Path:
+    """The reference command stopped after its first epoch: a run to resume."""
+    run = reference.root / "partial"
+    done = subprocess.run(
+        [*train_cmd(reference.data, run), "--epochs", "1"], env=ENV, timeout=TIMEOUT_S
+    )
+    assert done.returncode == 0
+    return run
+
+
+def first_command(kind: str, ref: Reference, out: Path, partial: Path) -> list[str]:
+    """Prepare ``out`` for a first writer of ``kind``; return its command (3 epochs in all)."""
+    if kind == "overwrite":
+        out.mkdir()
+        for name in ("config.json", "model.safetensors", "metrics.jsonl"):
+            (out / name).write_bytes(b"an older run, to be replaced\n")
+        return [*train_cmd(ref.data, out), "--overwrite"]
+    if kind == "resume":
+        out.mkdir()
+        for path in partial.iterdir():
+            (out / path.name).write_bytes(path.read_bytes())
+        return [*resume_cmd(out), "--epochs", "3"]
+    return train_cmd(ref.data, out)
+
+
+def second_command(kind: str, ref: Reference, out: Path) -> list[str]:
+    return {
+        "plain": train_cmd(ref.data, out),
+        "overwrite": [*train_cmd(ref.data, out), "--overwrite"],
+        "resume": resume_cmd(out),
+    }[kind]
+
+
+def _holds_lock(out: Path, pid: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return bool(json.loads((out / LOCK_FILE).read_text())["pid"] == pid)
+        except (OSError, ValueError, KeyError):
+            return False
+
+    return check
+
+
+def assert_same_run(out: Path, ref: Path) -> None:
+    """Byte for byte what a run made alone holds, apart from wall-clock times."""
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in ref.iterdir())
+    for name in ("model.safetensors", "config.json"):
+        assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+    assert metrics_without_time(out) == metrics_without_time(ref)
+    assert train_state(out) == train_state(ref)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("second", FIRST_KINDS)
+@pytest.mark.parametrize("first", FIRST_KINDS)
+def test_a_second_writer_is_refused_and_the_first_run_is_untouched(
+    reference: Reference, partial: Path, first: str, second: str
+) -> None:
+    out = reference.root / f"{first}-then-{second}"
+    proc = subprocess.Popen(
+        first_command(first, reference, out, partial),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(_holds_lock(out, proc.pid), proc, time.monotonic() + TIMEOUT_S)
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert proc.poll() is None, "the first writer ended before a second could start"
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        started = time.monotonic()
+        refused = subprocess.run(
+            second_command(second, reference, out), env=ENV, capture_output=True, timeout=60
+        )
+        waited = time.monotonic() - started
+        after = {p.name: p.read_bytes() for p in out.iterdir()}
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        _, err = proc.communicate(timeout=TIMEOUT_S)
+    assert proc.returncode == 0, err.decode()
+    message = refused.stderr.decode()
+    assert refused.returncode == 1, message
+    assert len(message.splitlines()) == 1, message
+    expect(
+        message,
+        rf"^contractive: error: {re.escape(str(out))} is in use by process {proc.pid} \(started "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*: contractive train .+\): one process writes a run "
+        r"folder at a time\.",
+    )
+    assert after == before  # the refused process changed nothing, not even the lock record
+    assert waited < 30, "refused at once, not after waiting for the lock"
+    assert_same_run(out, reference.run)
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_holder_then_resume_succeeds(reference: Reference) -> None:
+    out = reference.root / "killed-holder"
+    proc = subprocess.Popen(train_cmd(reference.data, out), env=ENV, stdout=subprocess.DEVNULL)
+    try:
+        wait_until((out / "checkpoint.safetensors").exists, proc, time.monotonic() + TIMEOUT_S)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=TIMEOUT_S)
+    # The lock file outlives its holder, but the kernel released the lock itself.
+    assert _holds_lock(out, proc.pid)()
+    done = subprocess.run(resume_cmd(out), env=ENV, capture_output=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr.decode()
+    assert_same_run(out, reference.run)
 
 
 # ---------------------------------------------------------------------------------------------

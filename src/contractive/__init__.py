@@ -21,9 +21,11 @@ from .exceptions import (
     ConfigError,
     ContractiveError,
     DataError,
+    RunLockedError,
     TrainingDivergedError,
     UnsupportedEncoderError,
 )
+from .locking import RunLock
 from .losses import bce_loss, mse_loss, reconstruction_loss
 from .nn import Autoencoder, AutoencoderOutput, conv_autoencoder, mlp_autoencoder
 from .penalties import encode_with_penalty, higher_order_penalty, jacobian_penalty
@@ -52,6 +54,8 @@ __all__ = [
     "FinetuneResult",
     "ProbeResult",
     "Run",
+    "RunLock",
+    "RunLockedError",
     "Trainer",
     "TrainingDivergedError",
     "UnsupportedEncoderError",

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from .config import Config
 from .exceptions import CheckpointError, ConfigError, DataError, TrainingDivergedError
+from .locking import RunLock
 from .losses import LOSSES
 from .nn import ACTIVATIONS, Autoencoder
 from .penalties import METHODS, jacobian_penalty
@@ -657,15 +658,21 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ------
         FileExistsError
             ``path`` already holds a run and ``overwrite`` is False.
+        RunLockedError
+            Another process is writing ``path`` (training into it, or saving to it).
         """
         check_is_fitted(self)
         run_dir = Path(path)
-        if (run_dir / CONFIG_FILE).exists() and not overwrite:
-            raise FileExistsError(
-                f"{run_dir} already holds a run ({CONFIG_FILE}); pass overwrite=True to replace "
-                "it, or choose another folder."
-            )
-        run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(run_dir):
+            if (run_dir / CONFIG_FILE).exists() and not overwrite:
+                raise FileExistsError(
+                    f"{run_dir} already holds a run ({CONFIG_FILE}); pass overwrite=True to "
+                    "replace it, or choose another folder."
+                )
+            self._write_run(run_dir)
+        return run_dir
+
+    def _write_run(self, run_dir: Path) -> None:
         params = {k: _json_value(v) for k, v in self.get_params(deep=False).items()}
         if isinstance(self.random_state, np.random.RandomState):
             params["random_state"] = self.config_.seed  # the seed it gave: refits reproduce
@@ -689,7 +696,6 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         atomic_write_bytes(run_dir / METRICS_FILE, text.encode())
         # config.json last: a folder with it is a complete run.
         write_config(run_dir, self.config_, meta)
-        return run_dir
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ContractiveAutoencoder:

@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "ContractiveError",
     "DataError",
+    "RunLockedError",
     "TrainingDivergedError",
     "UnsupportedEncoderError",
 ]
@@ -35,6 +36,10 @@ class UnsupportedEncoderError(ContractiveError, ValueError):
 
 class CheckpointError(ContractiveError, RuntimeError):
     """A run folder or checkpoint is missing, incomplete, corrupt or from a newer version."""
+
+
+class RunLockedError(ContractiveError, RuntimeError):
+    """Another process is writing the run folder (a runtime error: CLI exit status 1)."""
 
 
 class TrainingDivergedError(ContractiveError, RuntimeError):

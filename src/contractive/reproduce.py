@@ -58,6 +58,7 @@ from .evaluate import (
     train_stack,
 )
 from .exceptions import ConfigError
+from .locking import RunLock
 from .nn import Autoencoder
 from .train import Callback, EpochMetrics, Trainer, resolve_device
 
@@ -968,53 +969,54 @@ def run_table1(
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a folder.")
-    start = time.perf_counter()
-    data = _load_mnist(data_dir, protocol)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    differences = protocol_differences(protocol)
-    planned = planned_seconds(protocol, jobs=jobs)
-    meta: dict[str, Any] = {
-        "experiment": "table1",
-        "protocol": _protocol_json(protocol),
-        "differences": differences,
-        "command": command or "contractive reproduce table1",
-        "planned_seconds": round(planned, 1),
-        "n_features": int(data.X_train.shape[1]),
-        "n_test": int(data.X_test.shape[0]),
-        "total_seconds": 0.0,
-        "environment": _environment(dev, jobs),
-        "definitions": _DEFINITIONS,
-    }
-    n_pre = sum(len({p.value for p in g}) for g in protocol.grids.values())
-    n_fine = sum(len(g) for g in protocol.grids.values())
-    log(
-        f"table1 ({protocol.name}): {', '.join(protocol.models)}; {n_pre} pre-trainings x "
-        f"{protocol.pretrain_epochs} epochs and {n_fine} fine-tunings x <= "
-        f"{protocol.finetune_epochs} epochs"
-        + (
-            f", then {len(protocol.models)} final fine-tunings x {protocol.final_epochs} epochs"
-            if protocol.final_epochs
-            else ""
+    # One writer per output folder: a second run into it is refused, not interleaved.
+    with RunLock(out_dir):
+        start = time.perf_counter()
+        data = _load_mnist(data_dir, protocol)
+        differences = protocol_differences(protocol)
+        planned = planned_seconds(protocol, jobs=jobs)
+        meta: dict[str, Any] = {
+            "experiment": "table1",
+            "protocol": _protocol_json(protocol),
+            "differences": differences,
+            "command": command or "contractive reproduce table1",
+            "planned_seconds": round(planned, 1),
+            "n_features": int(data.X_train.shape[1]),
+            "n_test": int(data.X_test.shape[0]),
+            "total_seconds": 0.0,
+            "environment": _environment(dev, jobs),
+            "definitions": _DEFINITIONS,
+        }
+        n_pre = sum(len({p.value for p in g}) for g in protocol.grids.values())
+        n_fine = sum(len(g) for g in protocol.grids.values())
+        log(
+            f"table1 ({protocol.name}): {', '.join(protocol.models)}; {n_pre} pre-trainings x "
+            f"{protocol.pretrain_epochs} epochs and {n_fine} fine-tunings x <= "
+            f"{protocol.finetune_epochs} epochs"
+            + (
+                f", then {len(protocol.models)} final fine-tunings x {protocol.final_epochs} epochs"
+                if protocol.final_epochs
+                else ""
+            )
+            + f" on {protocol.train_size} images; {jobs} job(s); planned about "
+            f"{_fmt_time(planned)} on 2 CPU cores; device {dev}"
         )
-        + f" on {protocol.train_size} images; {jobs} job(s); planned about "
-        f"{_fmt_time(planned)} on 2 CPU cores; device {dev}"
-    )
-    if differences:
-        log(f"table1 ({protocol.name}) shortens the full protocol: {'; '.join(differences)}")
-    rows: list[dict[str, Any]] = []
-    if jobs == 1:
-        finished: Iterator[dict[str, Any]] = (
-            _run_model(model, protocol, data, dev, log) for model in protocol.models
-        )
-    else:
-        finished = _run_models_in_processes(protocol, data, dev, log, jobs)
-    for row in finished:
-        rows.append(row)
-        rows.sort(key=lambda r: MODELS.index(r["model"]))  # table order, whoever finished first
-        meta["total_seconds"] = round(time.perf_counter() - start, 1)
-        _write_outputs(out_dir, rows, meta, protocol, done=len(rows) == len(protocol.models))
-    log(f"table1 ({protocol.name}) done in {_fmt_time(meta['total_seconds'])}")
-    return rows
+        if differences:
+            log(f"table1 ({protocol.name}) shortens the full protocol: {'; '.join(differences)}")
+        rows: list[dict[str, Any]] = []
+        if jobs == 1:
+            finished: Iterator[dict[str, Any]] = (
+                _run_model(model, protocol, data, dev, log) for model in protocol.models
+            )
+        else:
+            finished = _run_models_in_processes(protocol, data, dev, log, jobs)
+        for row in finished:
+            rows.append(row)
+            rows.sort(key=lambda r: MODELS.index(r["model"]))  # table order, whoever finished first
+            meta["total_seconds"] = round(time.perf_counter() - start, 1)
+            _write_outputs(out_dir, rows, meta, protocol, done=len(rows) == len(protocol.models))
+        log(f"table1 ({protocol.name}) done in {_fmt_time(meta['total_seconds'])}")
+        return rows
 
 
 # ---------------------------------------------------------------------------------------------

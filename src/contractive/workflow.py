@@ -21,6 +21,7 @@ from .callbacks import EpochLogger, ProgressBar, RunWriter, config_summary
 from .config import Config
 from .data import Dataset, check_unit_interval, load_dataset, train_validation_split
 from .exceptions import CheckpointError, ConfigError
+from .locking import RunLock
 from .runs import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -129,6 +130,12 @@ def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+def _launch_rank() -> int:
+    # The rank torchrun gives this process, known before the process group is joined: only
+    # process 0 writes the run folder, so only it takes the folder's lock.
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+
+
 def _barrier() -> None:
     import torch.distributed as dist
 
@@ -231,29 +238,33 @@ def train_run(
     run_dir = Path(out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} exists and is not a folder.")
-    existing = [name for name in _RUN_FILES if (run_dir / name).exists()]
-    if existing and not overwrite:
-        raise ConfigError(
-            f"{run_dir} already holds a run ({', '.join(existing)}): pass --resume {run_dir} "
-            "to continue it, or --overwrite to start again."
-        )
-    prepared = prepare_data(config, mmap=mmap)
-    with distributed(config) as device:
-        _barrier()  # every process has looked at the folder before process 0 changes it
-        if _rank() == 0:
-            for name in existing:
-                (run_dir / name).unlink()
-        torch.manual_seed(config.seed)
-        image_shape = tuple(prepared.meta["image_shape"]) if prepared.meta["image_shape"] else None
-        model = build_model(config, prepared.meta["n_features"], image_shape)
-        trainer = Trainer(
-            model, config, callbacks=_callbacks(run_dir, prepared.meta, quiet), device=device
-        )
-        prepared.meta["world_size"] = trainer.world_size
-        if not quiet and trainer.rank == 0:
-            _log(f"Training {config_summary(config)} on {prepared.dataset.name} -> {run_dir}")
-        trainer.fit(prepared.X_train, prepared.X_val, handle_sigint=True)
-        return _finish(trainer, run_dir, config, prepared, plots)
+    # Held before the folder is looked at, so that a second writer changes nothing.
+    with RunLock(run_dir, enabled=_launch_rank() == 0):
+        existing = [name for name in _RUN_FILES if (run_dir / name).exists()]
+        if existing and not overwrite:
+            raise ConfigError(
+                f"{run_dir} already holds a run ({', '.join(existing)}): pass --resume "
+                f"{run_dir} to continue it, or --overwrite to start again."
+            )
+        prepared = prepare_data(config, mmap=mmap)
+        with distributed(config) as device:
+            _barrier()  # every process has looked at the folder before process 0 changes it
+            if _rank() == 0:
+                for name in existing:
+                    (run_dir / name).unlink()
+            torch.manual_seed(config.seed)
+            shape = prepared.meta["image_shape"]
+            model = build_model(
+                config, prepared.meta["n_features"], tuple(shape) if shape else None
+            )
+            trainer = Trainer(
+                model, config, callbacks=_callbacks(run_dir, prepared.meta, quiet), device=device
+            )
+            prepared.meta["world_size"] = trainer.world_size
+            if not quiet and trainer.rank == 0:
+                _log(f"Training {config_summary(config)} on {prepared.dataset.name} -> {run_dir}")
+            trainer.fit(prepared.X_train, prepared.X_val, handle_sigint=True)
+            return _finish(trainer, run_dir, config, prepared, plots)
 
 
 def _finish(
@@ -290,6 +301,13 @@ def resume_run(
         Where the dataset files are now, if they moved.
     """
     run_dir = Path(run_dir)
+    with RunLock(run_dir, create=False, enabled=_launch_rank() == 0):
+        return _resume_locked(run_dir, epochs, quiet, plots, data_dir)
+
+
+def _resume_locked(
+    run_dir: Path, epochs: int | None, quiet: bool, plots: bool, data_dir: str | None
+) -> Run:
     config, meta = read_config(run_dir)
     changes: dict[str, Any] = {}
     if epochs is not None:
