@@ -270,10 +270,10 @@ def test_no_fcntl_module_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # Every writer takes the lock before it reads or writes anything.
 
 
-def test_train_resume_and_reproduce_are_refused_on_a_locked_folder(
+def test_writers_are_refused_on_a_locked_folder_and_readers_are_not(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cli_helpers import cli_error, expect
+    from cli_helpers import cli_error, cli_ok, expect
     from contractive import Config, resume_run, train_run
     from contractive.reproduce import QUICK, run_table1
 
@@ -297,4 +297,7 @@ def test_train_resume_and_reproduce_are_refused_on_a_locked_folder(
             message = cli_error(capsys, *argv)  # exit status 1, one line
             expect(message, refusal(folder, os.getpid()))
         assert {p.name: p.read_bytes() for p in folder.iterdir()} == locked
+        # Readers never take the lock, so they never wait for a writer.
+        assert "epochs       1/1" in cli_ok(capsys, "info", folder)
+        cli_ok(capsys, "encode", folder, "--data", "digits", "--out", tmp_path / "codes.npy")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
