@@ -301,3 +301,24 @@ def test_writers_are_refused_on_a_locked_folder_and_readers_are_not(
         assert "epochs       1/1" in cli_ok(capsys, "info", folder)
         cli_ok(capsys, "encode", folder, "--data", "digits", "--out", tmp_path / "codes.npy")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_folder_that_cannot_hold_the_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_helpers import cli_error, expect
+
+    # Simulated: the tests may run as root, whom a read-only mode does not stop.
+    def read_only(path: str, flags: int, mode: int = 0o777) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(locking.os, "open", read_only)
+    monkeypatch.chdir(tmp_path)
+    Path("run").mkdir()
+    message = cli_error(capsys, "train", "--data", "digits", "--out", "run", "--epochs", "1")
+    expect(
+        message,
+        r"^Could not write run/\.contractive\.lock: Permission denied\. Choose a folder you can "
+        r"write to; nothing in it was changed\.$",
+    )
+    assert list(Path("run").iterdir()) == []

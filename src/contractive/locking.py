@@ -150,7 +150,13 @@ class RunLock:
             if not self.create:
                 raise CheckpointError(f"No such run folder: {self.run_dir}")
             missing = [p for p in (self.run_dir, *self.run_dir.parents) if not p.exists()]
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CheckpointError(
+                    f"Could not create the folder {self.run_dir}: {exc.strerror or exc}. "
+                    "Choose a folder you can write to."
+                ) from exc
             self._created = missing
         try:
             try:
@@ -159,6 +165,12 @@ class RunLock:
             except _FlockUnavailable:
                 self._fd = self._acquire_exclusive()
                 self._mode = "exclusive-create"
+        except OSError as exc:
+            self._remove_created_dir()
+            raise CheckpointError(
+                f"Could not write {self.path}: {exc.strerror or exc}. Choose a folder you can "
+                "write to; nothing in it was changed."
+            ) from exc
         except BaseException:
             self._remove_created_dir()
             raise
