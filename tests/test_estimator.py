@@ -37,6 +37,7 @@ from contractive.cli import main as cli_main
 from contractive.estimator import ContractiveAutoencoder
 from contractive.exceptions import CheckpointError, ContractiveError
 from contractive.runs import CONFIG_FILE, load_run
+from contractive.train import Trainer
 
 # torch itself warns when forward-mode AD first loads its decompositions.
 pytestmark = [
@@ -419,16 +420,44 @@ def test_same_random_state_same_model_and_global_rng_untouched() -> None:
     assert d.config_.seed == e.config_.seed
 
 
-def test_validation_split_and_early_stopping() -> None:
+@pytest.mark.parametrize(
+    ("scores", "patience", "n_iter", "best_epoch"),
+    [
+        # The first of tied scores is the best; ties and worse epochs count against patience.
+        ([0.5, 0.25, 0.375, 0.25, 0.5, 0.125], 3, 5, 2),
+        ([0.5, 0.5, 0.25], 1, 2, 1),
+    ],
+)
+def test_validation_split_and_early_stopping(
+    monkeypatch: pytest.MonkeyPatch,
+    scores: list[float],
+    patience: int,
+    n_iter: int,
+    best_epoch: int,
+) -> None:
+    # The validation scores are scripted (Trainer.evaluate returns them, with a penalty of 0,
+    # so they are the objective): the stopping epoch is chosen by the test, not by how one
+    # CPU's kernels round a training trajectory. The weights still train for real.
+    weights: list[dict[str, torch.Tensor]] = []
+
+    def evaluate(self: Trainer, X: torch.Tensor, *, batch_size: int = 1024) -> dict[str, float]:
+        assert X.shape == (15, 5)  # the held-out quarter of the 60 samples
+        weights.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return {"recon": scores[self.state.epoch], "penalty": 0.0}
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
     X = np.random.default_rng(1).random((60, 5))
     est = ContractiveAutoencoder(
-        3, validation_fraction=0.25, early_stopping=1, epochs=200, random_state=0
+        3, validation_fraction=0.25, early_stopping=patience, epochs=200, random_state=0
     )
     est.fit(X)
-    assert est.n_iter_ < 200
-    assert est.validation_loss_curve_ is not None
-    assert len(est.validation_loss_curve_) == est.n_iter_ == len(est.history_)
+    assert est.n_iter_ == n_iter == len(est.history_) == len(weights)
+    assert est.validation_loss_curve_ == scores[:n_iter]
     assert est.history_[0].steps == 1  # 45 training samples, batch 128
+    # The fitted model holds the weights of the best epoch, and only that epoch's.
+    kept = est.model_.state_dict()
+    same = [all(torch.equal(kept[k], w[k]) for k in w) for w in weights]
+    assert same == [epoch == best_epoch for epoch in range(1, n_iter + 1)]
 
 
 def test_verbose_prints_epoch_lines(capsys: pytest.CaptureFixture[str]) -> None:
