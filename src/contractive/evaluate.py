@@ -14,14 +14,8 @@ The protocol of Rifai et al. (2011) judges an encoder by what it does for a clas
     settings) trained on the codes of layer ``k``; the stack is then fine-tuned as a whole
     (the paper's CAE-2).
 
-and two read-outs measured before fine-tuning:
-
-``saturation``
-    SAT: the fraction of code units per example whose activation is below 0.05 or above 0.95,
-    averaged over the examples.
-``mean_jacobian_norm``
-    The mean over examples of the per-example Frobenius norm ``||J_f(x)||_F`` (not squared,
-    not divided by the number of entries).
+The read-outs measured before fine-tuning (SAT, mean ``||J_f(x)||_F``) are in
+:mod:`contractive.analysis`.
 
 Error rates here are fractions in [0, 1]; :mod:`contractive.reproduce` reports percentages.
 Nothing loops over samples in Python: every pass works on whole minibatches of in-memory
@@ -46,7 +40,7 @@ from torch import Tensor, nn
 from .config import Config
 from .exceptions import ConfigError, TrainingDivergedError
 from .nn import Autoencoder, make_activation
-from .penalties import Method, jacobian_penalty
+from .stopping import EarlyStopping
 from .train import Callback, Trainer, resolve_device
 
 __all__ = [
@@ -58,22 +52,18 @@ __all__ = [
     "encode",
     "finetune",
     "linear_probe",
-    "mean_jacobian_norm",
-    "saturation",
     "stack_encoder",
     "test_error",
     "train_stack",
 ]
 
-#: What :func:`finetune`, :func:`encode` and :func:`mean_jacobian_norm` accept as an encoder:
+#: What :func:`finetune` and :func:`encode` accept as an encoder:
 #: an ``nn.Linear`` (its activation given separately), an :class:`Autoencoder` (its encoder),
 #: any encoder ``nn.Module``, or a sequence of these applied in order (a greedy stack).
 EncoderLike = nn.Module | Sequence[nn.Module]
 
 ArrayLike = Tensor | np.ndarray
 
-# SAT thresholds of Rifai et al. (2011) for sigmoid codes.
-_SAT_LOW, _SAT_HIGH = 0.05, 0.95
 # Rows per forward pass when only predicting or encoding: large enough to keep the matrix
 # units busy, small enough that a 1000-unit code of 4096 rows is 16 MB.
 _EVAL_BATCH = 4096
@@ -248,97 +238,6 @@ def encode(
             for i in range(0, X.shape[0], batch_size)
         ]
     return torch.cat(parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# Read-outs before fine-tuning.
-
-
-def saturation(h: ArrayLike, *, low: float = _SAT_LOW, high: float = _SAT_HIGH) -> float:
-    """SAT: fraction of code units per example below ``low`` or above ``high``, averaged.
-
-    Every example has the same number of units, so this is also the saturated fraction of all
-    (example, unit) pairs.
-
-    Parameters
-    ----------
-    h : Tensor or ndarray
-        Codes ``(n, d_h)`` of a sigmoid layer (values in [0, 1]).
-    low, high : float
-        The thresholds; Rifai et al. (2011) use 0.05 and 0.95.
-
-    Returns
-    -------
-    float
-        In [0, 1].
-
-    Examples
-    --------
-    >>> import torch
-    >>> saturation(torch.tensor([[0.01, 0.5], [0.99, 0.97]]))
-    0.75
-    """
-    codes = _as_float(h, "h")
-    if not low < high:
-        raise ConfigError(
-            f"The 'low' parameter must be below 'high'. Got low={low!r}, high={high!r} instead."
-        )
-    saturated = (codes < low) | (codes > high)  # (n, d_h)
-    return float(saturated.float().mean(dim=1).mean())
-
-
-def mean_jacobian_norm(
-    encoder: EncoderLike,
-    X: ArrayLike,
-    *,
-    method: Method | str = "auto",
-    batch_size: int = 1024,
-    activation: str = "sigmoid",
-) -> float:
-    """Mean over examples of ``||J_f(x)||_F``, the Frobenius norm of the encoder's Jacobian.
-
-    ``||J_f(x)||_F`` is the square root of :func:`contractive.penalties.jacobian_penalty`
-    (the sum of the squared entries of the ``d_h x d_x`` Jacobian): per example, not squared,
-    not divided by the number of entries.
-
-    Parameters
-    ----------
-    encoder : EncoderLike
-        See :func:`stack_encoder`. One sigmoid layer gets the exact closed form; for a stack,
-        pass ``method="exact"`` for the exact value (``"auto"`` may estimate it).
-    X : Tensor or ndarray
-        Inputs ``(n, d_x)``.
-    method : str
-        As in :func:`~contractive.penalties.jacobian_penalty`.
-    batch_size : int
-        Rows per pass.
-    activation : str
-        After each bare ``nn.Linear``.
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> lin = nn.Linear(3, 2)
-    >>> with torch.no_grad():
-    ...     _ = lin.weight.fill_(1.0)
-    >>> round(mean_jacobian_norm(lin, torch.rand(5, 3), activation="identity"), 4)  # sqrt(6)
-    2.4495
-    """
-    _check_positive("batch_size", batch_size, integer=True)
-    X = _as_float(X, "X")
-    net = stack_encoder(encoder, activation=activation)
-    device = _device_of(net)
-    total = 0.0
-    for i in range(0, X.shape[0], batch_size):
-        # Not under no_grad: the exact and hutchinson methods differentiate through the encoder.
-        sq = jacobian_penalty(net, X[i : i + batch_size].to(device), method=method).detach()
-        total += float(sq.clamp_min(0).sqrt().double().sum())  # (B,) -> scalar
-    return total / X.shape[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -676,10 +575,7 @@ def finetune(
 
     gen = torch.Generator().manual_seed(seed)
     n = Xt.shape[0]
-    best_error = math.inf
-    best_epoch = 0
-    best_state: dict[str, Tensor] = {}
-    bad_epochs = 0
+    stopper = EarlyStopping(patience)
     history: list[FinetuneEpoch] = []
     stopped_early = False
     start = time.perf_counter()
@@ -722,19 +618,18 @@ def finetune(
             history.append(record)
             if on_epoch is not None:
                 on_epoch(record)
-            if val_error < best_error:
-                best_error, best_epoch, bad_epochs = val_error, epoch + 1, 0
-                best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
-            else:
-                bad_epochs += 1
-                if patience and bad_epochs >= patience:
-                    stopped_early = epoch + 1 < epochs
-                    break
-    classifier.load_state_dict(best_state)
+            if stopper.step(epoch + 1, val_error, classifier):
+                stopped_early = epoch + 1 < epochs  # patience ran out before the last epoch
+                break
+    stopper.restore(classifier)
     classifier.eval()
+    best = stopper.state
+    # epochs >= 1 ran, so both are set.
+    assert best.best_val is not None
+    assert best.best_epoch is not None
     result = FinetuneResult(
-        val_error=best_error,
-        best_epoch=best_epoch,
+        val_error=best.best_val,
+        best_epoch=best.best_epoch,
         epochs_run=len(history),
         stopped_early=stopped_early,
         seconds=time.perf_counter() - start,

@@ -38,6 +38,7 @@ from .config import Config
 from .exceptions import ConfigError, ContractiveError, TrainingDivergedError
 from .losses import LOSSES
 from .penalties import analytic_supported, encode_with_penalty, higher_order_penalty
+from .stopping import EarlyStopping, StoppingState
 
 __all__ = [
     "Callback",
@@ -102,18 +103,19 @@ class Callback:
 
 
 @dataclass
-class TrainState:
-    """The counters and sums a checkpoint restores besides tensors."""
+class TrainState(StoppingState):
+    """The counters and sums a checkpoint restores besides tensors.
+
+    The early-stopping counters (``best_val``, ``best_epoch``, ``bad_epochs``,
+    ``stopped_early``) come from :class:`~contractive.stopping.StoppingState`, so that the
+    trainer's :class:`~contractive.stopping.EarlyStopping` updates the checkpointed state.
+    """
 
     epoch: int = 0  # finished epochs
     step_in_epoch: int = 0  # steps done in the unfinished epoch
     global_step: int = 0
     sums: dict[str, float] = field(default_factory=dict)  # sample-weighted sums this epoch
     n_seen: int = 0  # samples seen this epoch
-    best_val: float | None = None
-    best_epoch: int | None = None
-    bad_epochs: int = 0
-    stopped_early: bool = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -211,7 +213,7 @@ class Trainer:
         self.scheduler = self._make_scheduler()
         self.noise_generator = torch.Generator(self.device)
         self.state = TrainState()
-        self.best_weights: dict[str, Tensor] | None = None
+        self._stopper = EarlyStopping(config.patience, self.state)
         self.history: list[EpochMetrics] = []
         self._stop_requested = False
         self._loss_fn = LOSSES[config.loss][0]
@@ -392,6 +394,11 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------------
 
+    @property
+    def best_weights(self) -> dict[str, Tensor] | None:
+        """The best epoch's weights under early stopping (``None`` when it is off)."""
+        return self._stopper.best_weights
+
     def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Everything needed to resume: tensors and a JSON-serialisable state."""
         tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -445,8 +452,8 @@ class Trainer:
         own = tensors.get(f"rng.noise.{self.rank}", tensors["rng.noise"])
         self.noise_generator.set_state(own.cpu() if self.device.type == "cpu" else own)
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-        self.best_weights = best or None
         self.state = TrainState(**state["train"])
+        self._stopper = EarlyStopping(self.config.patience, self.state, best or None)
         self.history = [EpochMetrics(**m) for m in state["history"]]
 
     # -- the loop ---------------------------------------------------------------------------
@@ -551,8 +558,8 @@ class Trainer:
             self._end_epoch(epoch, time.perf_counter() - start, X_val)
             if self._stop_requested and self.state.epoch < cfg.epochs:
                 raise TrainingInterrupted(f"Interrupted after epoch {epoch + 1}.")
-        if self.state.stopped_early and self.best_weights is not None:
-            self.model.load_state_dict(self.best_weights)
+        if self.state.stopped_early:
+            self._stopper.restore(self.model)
         for cb in self.callbacks:
             cb.on_train_end(self)
 
@@ -601,18 +608,10 @@ class Trainer:
             cb.on_epoch_end(self, metrics)
 
     def _early_stopping(self, metrics: EpochMetrics) -> None:
-        score = metrics.val_total if metrics.val_total is not None else metrics.total
         if self.config.patience == 0:
-            return
-        if self.state.best_val is None or score < self.state.best_val:
-            self.state.best_val = score
-            self.state.best_epoch = metrics.epoch
-            self.state.bad_epochs = 0
-            self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        else:
-            self.state.bad_epochs += 1
-            if self.state.bad_epochs >= self.config.patience:
-                self.state.stopped_early = True
+            return  # off: no copies of the weights are made
+        score = metrics.val_total if metrics.val_total is not None else metrics.total
+        self._stopper.step(metrics.epoch, score, self.model)
 
 
 class EarlyStoppingLog(Callback):
