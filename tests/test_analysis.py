@@ -474,3 +474,72 @@ def test_module_exports_are_documented() -> None:
         obj = getattr(analysis, name)
         if callable(obj):
             assert obj.__doc__, name
+
+
+# Moved from tests/test_evaluate.py when the read-outs got one home here.
+
+
+def _sigmoid_codes(h: Tensor) -> tuple[nn.Module, Tensor]:
+    """An encoder and inputs whose codes are ``h``: a sigmoid on the logits of ``h``."""
+    return nn.Sequential(nn.Identity(), nn.Sigmoid()), torch.logit(h.double())
+
+
+def test_saturation_known_cases() -> None:
+    for value, expected in ((0.999, 1.0), (0.001, 1.0), (0.5, 0.0)):
+        assert saturation(*_sigmoid_codes(torch.full((5, 4), value))) == expected
+    h = torch.tensor([[0.01, 0.5, 0.99, 0.5], [0.02, 0.03, 0.97, 0.5]])
+    assert saturation(*_sigmoid_codes(h)) == pytest.approx((2 / 4 + 3 / 4) / 2)
+    assert saturation(*_sigmoid_codes(torch.tensor([[0.04, 0.06]]))) == 0.5
+
+
+def test_saturation_errors() -> None:
+    enc = nn.Sequential(nn.Linear(4, 3), nn.Sigmoid())
+    with pytest.raises(ConfigError, match=r"'X' parameter must be a batch .* Got shape \(4,\)"):
+        saturation(enc, torch.rand(4))
+    with pytest.raises(ConfigError, match=r"'batch_size' parameter must be an int in the range"):
+        saturation(enc, torch.rand(2, 4), batch_size=0)
+
+
+def test_saturation_of_a_trained_encoder_matches_the_definition() -> None:
+    enc = nn.Sequential(nn.Linear(6, 50), nn.Sigmoid())
+    with torch.no_grad():
+        enc[0].weight.mul_(30)
+    X = torch.rand(40, 6)
+    h = enc(X).detach()
+    per_example = [sum(float(v < 0.05 or v > 0.95) for v in row) / 50 for row in h.tolist()]
+    assert saturation(enc, X, batch_size=7) == pytest.approx(sum(per_example) / 40)
+
+
+def test_mean_jacobian_norm_of_a_bare_linear_encoder_is_the_frobenius_norm_of_w() -> None:
+    lin = nn.Linear(7, 5)
+    X = torch.rand(30, 7)
+    expected = float(torch.linalg.matrix_norm(lin.weight.detach()))
+    assert mean_jacobian_norm(lin, X) == pytest.approx(expected, rel=1e-5)
+    assert mean_jacobian_norm(nn.Sequential(lin), X) == pytest.approx(expected, rel=1e-5)
+
+
+def _brute_force_norms(f: nn.Module, X: Tensor) -> list[float]:
+    f = f.double()
+    return [
+        float(torch.linalg.matrix_norm(torch.autograd.functional.jacobian(f, x.double())))
+        for x in X
+    ]
+
+
+def test_mean_jacobian_norm_of_a_sigmoid_layer_and_a_stack() -> None:
+    from contractive.evaluate import stack_encoder
+
+    ae1, ae2 = mlp_autoencoder([9, 6]), mlp_autoencoder([6, 4])
+    X = torch.rand(12, 9)
+    one = _brute_force_norms(stack_encoder(ae1), X)
+    assert mean_jacobian_norm(ae1, X, batch_size=5) == pytest.approx(np.mean(one), rel=1e-5)
+    two = _brute_force_norms(stack_encoder([ae1, ae2]), X)
+    got = mean_jacobian_norm(stack_encoder([ae1, ae2]), X)  # two layers: the exact Jacobian
+    assert got == pytest.approx(np.mean(two), rel=1e-5)
+
+
+def test_mean_jacobian_norm_errors() -> None:
+    with pytest.raises(ConfigError, match=r"'batch_size' parameter must be an int in the range"):
+        mean_jacobian_norm(nn.Linear(2, 2), torch.rand(3, 2), batch_size=0)
+    with pytest.raises(ConfigError, match=r"'X' parameter must be a batch .* Got shape \(0, 2\)"):
+        mean_jacobian_norm(nn.Linear(2, 2), torch.rand(0, 2))

@@ -23,8 +23,6 @@ from contractive.evaluate import (
     encode,
     finetune,
     linear_probe,
-    mean_jacobian_norm,
-    saturation,
     stack_encoder,
     train_stack,
 )
@@ -494,63 +492,3 @@ def test_train_stack_errors() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # SAT and ||J_f(x)||_F.
-
-
-def test_saturation_known_cases() -> None:
-    assert saturation(torch.full((5, 4), 0.999)) == 1.0
-    assert saturation(torch.full((5, 4), 0.001)) == 1.0
-    assert saturation(torch.full((5, 4), 0.5)) == 0.0
-    h = torch.tensor([[0.01, 0.5, 0.99, 0.5], [0.02, 0.03, 0.97, 0.5]])
-    assert saturation(h) == pytest.approx((2 / 4 + 3 / 4) / 2)
-    assert saturation(np.array([[0.04, 0.06]])) == 0.5
-    assert saturation(torch.tensor([[0.2, 0.9]]), low=0.25, high=0.85) == 1.0
-
-
-def test_saturation_errors() -> None:
-    with pytest.raises(ConfigError, match=r"'h' parameter must be 2-D \(n_samples, n_features\)"):
-        saturation(torch.rand(4))
-    with pytest.raises(ConfigError, match=r"'low' parameter must be below 'high'"):
-        saturation(torch.rand(2, 2), low=0.9, high=0.1)
-
-
-def test_saturation_of_a_trained_encoder_matches_the_definition() -> None:
-    enc = nn.Sequential(nn.Linear(6, 50), nn.Sigmoid())
-    with torch.no_grad():
-        enc[0].weight.mul_(30)
-    X = torch.rand(40, 6)
-    h = enc(X).detach()
-    per_example = [sum(float(v < 0.05 or v > 0.95) for v in row) / 50 for row in h.tolist()]
-    assert saturation(encode(enc, X)) == pytest.approx(sum(per_example) / 40)
-
-
-def test_mean_jacobian_norm_of_a_linear_encoder_is_the_frobenius_norm_of_w() -> None:
-    lin = nn.Linear(7, 5)
-    X = torch.rand(30, 7)
-    expected = float(torch.linalg.matrix_norm(lin.weight.detach()))
-    assert mean_jacobian_norm(lin, X, activation="identity") == pytest.approx(expected, rel=1e-5)
-    assert mean_jacobian_norm(nn.Sequential(lin), X) == pytest.approx(expected, rel=1e-5)
-
-
-def _brute_force_norms(f: nn.Module, X: Tensor) -> list[float]:
-    f = f.double()
-    return [
-        float(torch.linalg.matrix_norm(torch.autograd.functional.jacobian(f, x.double())))
-        for x in X
-    ]
-
-
-def test_mean_jacobian_norm_of_a_sigmoid_layer_and_a_stack() -> None:
-    ae1, ae2 = mlp_autoencoder([9, 6]), mlp_autoencoder([6, 4])
-    X = torch.rand(12, 9)
-    one = _brute_force_norms(stack_encoder(ae1), X)
-    assert mean_jacobian_norm(ae1, X, batch_size=5) == pytest.approx(np.mean(one), rel=1e-5)
-    two = _brute_force_norms(stack_encoder([ae1, ae2]), X)
-    got = mean_jacobian_norm([ae1, ae2], X, method="exact")
-    assert got == pytest.approx(np.mean(two), rel=1e-5)
-
-
-def test_mean_jacobian_norm_errors() -> None:
-    with pytest.raises(ConfigError, match=r"'batch_size' parameter must be an int in the range"):
-        mean_jacobian_norm(nn.Linear(2, 2), torch.rand(3, 2), batch_size=0)
-    with pytest.raises(ConfigError, match=r"'X' parameter must be 2-D .* Got shape \(0, 2\)"):
-        mean_jacobian_norm(nn.Linear(2, 2), torch.rand(0, 2))

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from ._argtypes import non_negative_int, positive_float, positive_int, probability
+from .analysis import mean_jacobian_norm, saturation
 from .config import Config
 from .evaluate import (
     FinetuneResult,
@@ -52,8 +53,6 @@ from .evaluate import (
     encode,
     finetune,
     linear_probe,
-    mean_jacobian_norm,
-    saturation,
     test_error,
     train_stack,
 )
@@ -631,12 +630,13 @@ def _run_model(
             last = _LastMetrics()
             (ae,) = train_stack(data.X_train, [config], callbacks=[last], device=device)
             seconds = time.perf_counter() - t0
-            codes = encode(ae, data.X_val)  # (val_size, hidden)
+            sat = saturation(ae, data.X_val)
+            assert sat is not None  # the protocol's codes are sigmoid units
             stats = {
                 "pretrain_seconds": round(seconds, 1),
                 "final_recon": None if last.last is None else round(last.last.recon, 4),
-                "mean_jacobian_norm": mean_jacobian_norm(ae.encoder, data.X_val),
-                "sat": 100.0 * saturation(codes),
+                "mean_jacobian_norm": mean_jacobian_norm(ae, data.X_val),
+                "sat": 100.0 * sat,
             }
             encoders[point.value] = (ae, stats)
             what = "" if knob is None else f" {_KNOB_SYMBOLS[knob]}={point.value:g}"
