@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import gzip
 import hashlib
 import io
@@ -914,7 +913,7 @@ def test_load_dataset_download_with_wrong_md5(
 
 
 # ---------------------------------------------------------------------------------------------
-# real MNIST and doctests
+# real MNIST
 
 
 @pytest.mark.mnist
@@ -933,9 +932,3 @@ def test_real_mnist(mnist_dir: Path) -> None:
     assert train.y is not None
     assert train.y[:5].tolist() == [5, 0, 4, 1, 9]
     check_unit_interval(train.X, train.name)
-
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(data, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 10
-    assert result.failed == 0

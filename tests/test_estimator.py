@@ -12,7 +12,6 @@ import os
 # variable must be set before SciPy is first imported to take effect there.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
-import doctest
 import json
 import pickle
 import re
@@ -32,7 +31,6 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import contractive.estimator
 from contractive.cli import main as cli_main
 from contractive.estimator import ContractiveAutoencoder
 from contractive.exceptions import CheckpointError, ContractiveError
@@ -571,12 +569,3 @@ def test_load_refuses_folders_not_written_by_save(
         ContractiveAutoencoder.load(run_dir)
     with pytest.raises(CheckpointError, match="No such run folder"):
         ContractiveAutoencoder.load(tmp_path / "missing")
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-def test_docstring_examples_run() -> None:
-    result = doctest.testmod(contractive.estimator, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -501,13 +501,3 @@ def test_final_fine_tuning_flags_change_the_protocol() -> None:
     assert "--final-epochs 0 --final-lr 0.05 --final-dropout 0 --final-input-dropout 0.1" in flags
     # The defaults change nothing.
     assert _protocol_from_args(_parse(["table1", "--out", "o"])) is FULL
-
-
-def test_docstring_examples() -> None:
-    import doctest
-
-    from contractive import reproduce
-
-    result = doctest.testmod(reproduce, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 5
-    assert result.failed == 0

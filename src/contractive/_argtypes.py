@@ -44,25 +44,86 @@ def _parse(
 
 
 def positive_int(text: str) -> int:
+    """An integer >= 1, such as an epoch count or a batch size.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = parser.add_argument("--epochs", type=positive_int)
+    >>> parser.parse_args(["--epochs", "5"]).epochs
+    5
+    >>> positive_int("0")
+    Traceback (most recent call last):
+        ...
+    argparse.ArgumentTypeError: expected a positive integer, got '0'
+    """
     return _parse(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
+    """An integer >= 0, such as a seed.
+
+    Examples
+    --------
+    >>> non_negative_int("0")
+    0
+    >>> non_negative_int("1.5")
+    Traceback (most recent call last):
+        ...
+    argparse.ArgumentTypeError: expected an integer >= 0, got '1.5'
+    """
     return _parse(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def non_negative_float(text: str) -> float:
+    """A finite number >= 0, such as a penalty weight.
+
+    Examples
+    --------
+    >>> non_negative_float("0")
+    0.0
+    >>> non_negative_float("inf")
+    Traceback (most recent call last):
+        ...
+    argparse.ArgumentTypeError: expected a finite number >= 0, got 'inf'
+    >>> non_negative_float("lots")
+    Traceback (most recent call last):
+        ...
+    argparse.ArgumentTypeError: expected a number >= 0, got 'lots'
+    """
     return _parse(
         text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0", "a number >= 0"
     )
 
 
 def positive_float(text: str) -> float:
+    """A finite number > 0, such as a noise level.
+
+    Examples
+    --------
+    >>> positive_float("1e-3")
+    0.001
+    >>> positive_float("0")
+    Traceback (most recent call last):
+        ...
+    argparse.ArgumentTypeError: expected a finite number > 0, got '0'
+    """
     return _parse(
         text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0", "a number > 0"
     )
 
 
 def probability(text: str) -> float:
-    """A probability in [0, 1), such as a dropout rate."""
+    """A probability in [0, 1), such as a dropout rate.
+
+    Examples
+    --------
+    >>> probability("0.25")
+    0.25
+    >>> probability("1")
+    Traceback (most recent call last):
+        ...
+    argparse.ArgumentTypeError: expected a number in [0, 1), got '1'
+    """
     return _parse(text, float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")

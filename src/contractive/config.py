@@ -258,6 +258,18 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
     Tables (``[model]``, ``[train]``, ...) are allowed for readability and flattened: their keys
     are the same option names as at the top level.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "cae.toml"
+    >>> _ = path.write_text('data = "digits"\\n[model]\\nhidden = [64]\\n[train]\\nepochs = 3\\n')
+    >>> options = load_toml(path)
+    >>> options
+    {'data': 'digits', 'hidden': [64], 'epochs': 3}
+    >>> Config.from_dict(options, source=str(path)).hidden
+    [64]
     """
     path = Path(path)
     try:

@@ -79,6 +79,16 @@ class AutoencoderOutput(NamedTuple):
         Code, ``(B, d_h)`` for an MLP, ``(B, C, H, W)`` for a conv encoder.
     logits : Tensor
         Decoder output before its output activation (what ``bce_loss`` takes).
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = mlp_autoencoder([6, 3])
+    >>> x_hat, h, logits = model(torch.rand(4, 6))
+    >>> h.shape, x_hat.shape
+    (torch.Size([4, 3]), torch.Size([4, 6]))
+    >>> torch.equal(x_hat, torch.sigmoid(logits))
+    True
     """
 
     x_hat: Tensor
@@ -101,6 +111,20 @@ class MLPDecoder(nn.Module):
         Activation between decoder layers (the hidden one; not applied after the last layer).
     tied : bool
         Share the encoder's weights (transposed).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> encoder = nn.Sequential(nn.Linear(6, 4), nn.Sigmoid(), nn.Linear(4, 2), nn.Sigmoid())
+    >>> tied = MLPDecoder(encoder, "sigmoid", tied=True)
+    >>> tied(torch.rand(5, 2)).shape
+    torch.Size([5, 6])
+    >>> [p.numel() for p in tied.parameters()]  # only biases: the weights are the encoder's
+    [4, 6]
+    >>> untied = MLPDecoder(encoder, "sigmoid", tied=False)
+    >>> [tuple(p.shape) for p in untied.parameters()]
+    [(4, 2), (4,), (6, 4), (6,)]
     """
 
     def __init__(self, encoder: nn.Sequential, activation: str, *, tied: bool) -> None:
@@ -151,6 +175,19 @@ class ConvDecoder(nn.Module):
         Activation between decoder layers.
     tied : bool
         Share the encoder's kernels.
+
+    Examples
+    --------
+    Stride 2 halves 7 to 4 pixels; the decoder gives back 7, not 8:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> encoder = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.Sigmoid())
+    >>> encoder(torch.rand(2, 1, 7, 7)).shape
+    torch.Size([2, 4, 4, 4])
+    >>> decoder = ConvDecoder(encoder, (1, 7, 7), "sigmoid", tied=True)
+    >>> decoder(torch.rand(2, 4, 4, 4)).shape
+    torch.Size([2, 1, 7, 7])
     """
 
     def __init__(

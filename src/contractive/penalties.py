@@ -778,7 +778,7 @@ def jacobian_penalty(
     >>> with torch.no_grad():
     ...     _ = enc.weight.fill_(1.0)
     >>> jacobian_penalty(enc, torch.zeros(2, 3), method="analytic")
-    tensor([6., 6.], grad_fn=<ExpandBackward0>)
+    tensor([6., 6.], grad_fn=<...>)
     """
     return encode_with_penalty(encoder, x, method=method, probes=probes, generator=generator)[1]
 

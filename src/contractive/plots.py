@@ -28,7 +28,25 @@ def _pyplot() -> Any:
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
-    """Save a figure atomically (temporary file, then rename) and close it."""
+    """Save a figure atomically (temporary file, then rename) and close it.
+
+    The format follows the suffix of ``path`` (PNG when it has none).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")  # no window: this example only writes a file
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.plot([0, 1], [1, 0])
+    >>> path = save_figure(fig, Path(tempfile.mkdtemp()) / "line.png")
+    >>> path.name, path.read_bytes()[:4]
+    ('line.png', b'\\x89PNG')
+    >>> plt.fignum_exists(fig.number)  # closed
+    False
+    """
     import io
 
     from .runs import atomic_write_bytes
@@ -75,6 +93,15 @@ def plot_filters(
         Output PNG.
     max_filters : int
         Show at most this many (the first ones).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from contractive.nn import mlp_autoencoder
+    >>> model = mlp_autoencoder([64, 5])  # 8x8 images, 5 hidden units
+    >>> plot_filters(model.encoder, (8, 8), Path(tempfile.mkdtemp()) / "filters.png").name
+    'filters.png'
     """
     w = _first_layer_weight(encoder)[:max_filters]
     if w.dim() == 2:
@@ -118,6 +145,15 @@ def plot_reconstructions(
         Output PNG.
     n : int
         Number of pairs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> x = np.random.default_rng(0).random((5, 16))
+    >>> path = Path(tempfile.mkdtemp()) / "reconstructions.png"
+    >>> plot_reconstructions(x, 0.5 * x, (4, 4), path, n=3).is_file()
+    True
     """
     n = min(n, x.shape[0])
     shape = image_shape[-2:]
@@ -170,10 +206,12 @@ def plot_contraction_curves(
 
     Examples
     --------
-    >>> import numpy as np
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> r = np.logspace(-2, 1, 5)
-    >>> plot_contraction_curves({"cae": (r, 0.1 * r**0.2)}, "/tmp/c.png").name
-    'c.png'
+    >>> path = Path(tempfile.mkdtemp()) / "contraction.png"
+    >>> plot_contraction_curves({"cae": (r, 0.1 * r**0.2), "ae": (r, 0.5 + 0 * r)}, path).name
+    'contraction.png'
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
@@ -222,9 +260,11 @@ def plot_spectra(
 
     Examples
     --------
-    >>> import numpy as np
-    >>> plot_spectra({"ae": np.array([3.0, 2.0, 1.0])}, "/tmp/s.png").name
-    's.png'
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "spectrum.png"
+    >>> plot_spectra({"ae": np.array([3.0, 2.0, 1.0]), "cae": np.array([3.0, 0.2, 0.1])}, path).name
+    'spectrum.png'
     """
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4))
@@ -294,10 +334,12 @@ def plot_tangents(
 
     Examples
     --------
-    >>> import numpy as np
-    >>> v = np.random.default_rng(0).normal(size=(2, 3, 16))
-    >>> plot_tangents(np.zeros((2, 16)), np.ones((2, 3)), v, (4, 4), "/tmp/t.png").name
-    't.png'
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> v = np.random.default_rng(0).normal(size=(2, 3, 16))  # 2 points, 3 directions, 4x4
+    >>> path = Path(tempfile.mkdtemp()) / "tangents.png"
+    >>> plot_tangents(np.zeros((2, 16)), np.ones((2, 3)), v, (4, 4), path).name
+    'tangents.png'
     """
     values = np.asarray(values)
     n, k = values.shape
@@ -350,8 +392,10 @@ def plot_samples(
 
     Examples
     --------
-    >>> import numpy as np
-    >>> plot_samples(np.zeros((4, 2, 16)), (4, 4), "/tmp/samples.png").name
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> chain = np.zeros((4, 2, 16))  # 3 steps from 2 starting points, 4x4 images
+    >>> plot_samples(chain, (4, 4), Path(tempfile.mkdtemp()) / "samples.png").name
     'samples.png'
     """
     chain = np.asarray(chain)
@@ -384,14 +428,20 @@ def plot_training_curves(
     ----------
     histories : mapping of str to sequence of dict
         Label of each run and its epoch rows (``epoch``, ``recon``, ``penalty``,
-        ``val_recon``, ``val_total``), as :func:`contractive.train.read_metrics` returns.
+        ``val_recon``, ``val_total``), as :func:`contractive.runs.read_metrics` returns.
     path : str or Path
         Output PNG.
 
     Examples
     --------
-    >>> rows = [{"epoch": 1, "recon": 5.0, "penalty": 2.0, "val_recon": 5.5, "val_total": 6.0}]
-    >>> plot_training_curves({"cae": rows}, "/tmp/training.png").name
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> rows = [
+    ...     {"epoch": 1, "recon": 5.0, "penalty": 2.0, "val_recon": 5.5, "val_total": 6.0},
+    ...     {"epoch": 2, "recon": 4.0, "penalty": 1.5, "val_recon": None, "val_total": None},
+    ... ]
+    >>> path = Path(tempfile.mkdtemp()) / "training.png"
+    >>> plot_training_curves({"cae": rows}, path).name
     'training.png'
     """
     plt = _pyplot()
