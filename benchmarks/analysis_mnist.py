@@ -31,8 +31,7 @@ from pathlib import Path
 from contractive.analysis import SPECTRUM_FRACTION
 from contractive.config import Config
 from contractive.report import Report, write_report
-from contractive.runs import load_run
-from contractive.train import read_metrics
+from contractive.runs import load_run, read_metrics
 from contractive.workflow import train_run
 
 REPO = Path(__file__).resolve().parents[1]

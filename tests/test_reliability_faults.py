@@ -34,8 +34,8 @@ from contractive import Config, load_run, train_run
 from contractive.cli import main
 from contractive.exceptions import CheckpointError, TrainingDivergedError
 from contractive.locking import LOCK_FILE
-from contractive.runs import load_tensors, read_config
-from contractive.train import Trainer, read_metrics
+from contractive.runs import load_tensors, read_config, read_metrics
+from contractive.train import Trainer
 
 ENV = {
     **{k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")},

@@ -26,8 +26,7 @@ import contractive
 from cli_helpers import cli_error, cli_ok, expect
 from contractive import Config, load_run, resume_run, train_run
 from contractive.exceptions import CheckpointError, DataError
-from contractive.runs import load_tensors, save_tensors
-from contractive.train import read_metrics
+from contractive.runs import load_tensors, read_metrics, save_tensors
 
 RUN_FILES = ("checkpoint.safetensors", "config.json", "metrics.jsonl", "model.safetensors")
 RESUME = ("train", "--resume", "run", "--quiet", "--no-plots")

@@ -1,4 +1,30 @@
-"""contractive: contractive autoencoders on PyTorch."""
+"""contractive: contractive autoencoders on PyTorch.
+
+Examples
+--------
+One training step of a CAE by hand: the reconstruction loss plus lambda times the squared
+Frobenius norm of the encoder's Jacobian, both per sample, averaged over the batch.
+
+>>> import torch
+>>> import contractive
+>>> model = contractive.mlp_autoencoder([64, 16])
+>>> x = torch.rand(8, 64)
+>>> h, penalty = contractive.encode_with_penalty(model.encoder, x)
+>>> recon = contractive.bce_loss(model.reconstruct(h, x).logits, x)
+>>> h.shape, recon.shape, penalty.shape
+(torch.Size([8, 16]), torch.Size([8]), torch.Size([8]))
+>>> loss = (recon + 0.1 * penalty).mean()
+>>> loss.backward()
+>>> model.encoder[0].weight.grad.shape
+torch.Size([16, 64])
+
+The same with a scikit-learn estimator:
+
+>>> from contractive import ContractiveAutoencoder
+>>> X = contractive.load_dataset("digits", split="test").X
+>>> ContractiveAutoencoder(n_components=16, epochs=1).fit_transform(X).shape
+(360, 16)
+"""
 
 from __future__ import annotations
 

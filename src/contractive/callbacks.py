@@ -15,15 +15,15 @@ from .config import Config
 from .exceptions import CheckpointError
 from .runs import (
     CHECKPOINT_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    atomic_write_bytes,
+    append_metrics,
     load_state,
     load_tensors,
+    save_model,
     save_tensors,
     write_config,
+    write_metrics,
 )
-from .train import Callback, EpochMetrics, Trainer, metrics_line
+from .train import Callback, EpochMetrics, Trainer
 
 __all__ = ["EpochLogger", "ProgressBar", "RunWriter", "format_metrics"]
 
@@ -137,21 +137,12 @@ class RunWriter(Callback):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(self.run_dir, trainer.config, self.meta)
         if trainer.state.global_step == 0:
-            atomic_write_bytes(self.run_dir / METRICS_FILE, b"")
+            write_metrics(self.run_dir, [])
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         if trainer.rank == 0:
-            path = self.run_dir / METRICS_FILE
-            try:
-                # An append, not an atomic rewrite: a torn last line is dropped on resume.
-                with path.open("a") as fh:
-                    fh.write(metrics_line(metrics))
-            except OSError as exc:
-                raise CheckpointError(
-                    f"Could not write {path}: {exc.strerror or exc}. The previous checkpoint "
-                    "is intact; free some space, then resume."
-                ) from exc
-            save_tensors(self.run_dir / MODEL_FILE, trainer.model.state_dict())
+            append_metrics(self.run_dir, metrics)
+            save_model(self.run_dir, trainer.model)
         self.save_checkpoint(trainer)
 
     def on_checkpoint(self, trainer: Trainer) -> None:
@@ -160,7 +151,7 @@ class RunWriter(Callback):
     def on_train_end(self, trainer: Trainer) -> None:
         # After early stopping the best weights were restored: they are the model.
         if trainer.rank == 0:
-            save_tensors(self.run_dir / MODEL_FILE, trainer.model.state_dict())
+            save_model(self.run_dir, trainer.model)
 
     def save_checkpoint(self, trainer: Trainer) -> None:
         """Write checkpoint.safetensors atomically (tensors + JSON state in its metadata)."""
@@ -191,8 +182,7 @@ class RunWriter(Callback):
             detail = " ".join(str(exc).split())  # torch's messages span several lines
             raise CheckpointError(f"{path} does not match config.json ({detail}).") from None
         # The checkpoint's own history is the truth: lines appended after it are dropped.
-        text = "".join(metrics_line(m) for m in trainer.history)
-        atomic_write_bytes(Path(run_dir) / METRICS_FILE, text.encode())
+        write_metrics(Path(run_dir), trainer.history)
 
 
 def config_summary(config: Config) -> str:

@@ -287,8 +287,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .runs import CHECKPOINT_FILE, load_run
-    from .train import read_metrics
+    from .runs import CHECKPOINT_FILE, load_run, read_metrics
 
     run = load_run(args.run)
     metrics = read_metrics(run.path / "metrics.jsonl")
@@ -349,7 +348,39 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``contractive`` command; returns the exit status."""
+    """Entry point of the ``contractive`` command; returns the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the command name (default: ``sys.argv[1:]``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> run = str(Path(tempfile.mkdtemp()) / "cae")
+    >>> main(["train", "--hidden", "8", "--epochs", "1", "--out", run, "--quiet", "--no-plots"])
+    Run folder: .../cae
+      final recon ..., validation objective ...
+    0
+    >>> main(["info", run])
+    run          .../cae
+    model        mlp 64 -> 8, sigmoid, tied, 584 parameters
+    objective    bce + 0.1 * ||J||_F^2 (auto)
+    data         digits: 1293 train, 144 validation
+    epochs       1/1
+    last epoch   recon ..., penalty ..., validation ...
+    0
+
+    Errors are one line on stderr (not shown here) and an exit status of 2 for usage errors,
+    1 for the others:
+
+    >>> main(["train", "--epochs", "0", "--out", run])
+    2
+    >>> main(["info", run + "-missing"])
+    1
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     from .train import TrainingInterrupted

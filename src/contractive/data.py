@@ -29,7 +29,6 @@ import hashlib
 import math
 import os
 import sys
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -305,8 +304,8 @@ def load_dataset(
     ((1437, 64), dtype('float32'), (8, 8), 'digits')
     >>> float(ds.X.min()), float(ds.X.max())
     (0.0, 1.0)
-    >>> load_dataset("digits", split="test", scale="none").X.max()
-    np.float32(16.0)
+    >>> float(load_dataset("digits", split="test", scale="none").X.max())
+    16.0
     """
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -554,61 +553,82 @@ def download_file(
 
     Examples
     --------
+    A ``file://`` URL goes through the same checks as a download:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> source = folder / "source.bin"
+    >>> _ = source.write_bytes(b"contractive")
+    >>> md5 = "8e68ecbca2c39862a6e19d795bd896cd"  # of b"contractive"
+    >>> download_file(source.as_uri(), folder / "copy" / "data.bin", md5).read_bytes()
+    b'contractive'
+    >>> download_file(source.as_uri(), folder / "bad.bin", "0" * 32)
+    Traceback (most recent call last):
+        ...
+    contractive.exceptions.DataError: Could not download bad.bin; tried file:///...source.bin
+    (got md5 8e68ecbca2c39862a6e19d795bd896cd, expected 00000000000000000000000000000000). ...
+    >>> sorted(p.name for p in folder.iterdir())  # no partial file is left behind
+    ['copy', 'source.bin']
+
+    From the network (skipped here: the tests run offline):
+
     >>> download_file(  # doctest: +SKIP
     ...     "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
-    ...     "/tmp/t10k-labels-idx1-ubyte.gz",
+    ...     folder / "t10k-labels-idx1-ubyte.gz",
     ...     "ec29112dd5afa0611ce80d1b7f02629c",
-    ... )
-    PosixPath('/tmp/t10k-labels-idx1-ubyte.gz')
+    ... ).name
+    't10k-labels-idx1-ubyte.gz'
     """
     import urllib.request
 
     from tqdm import tqdm
+
+    from .runs import atomic_writer  # torch, which runs imports, is not needed before here
 
     urls = [url] if isinstance(url, str) else list(url)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     for u in urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
-        moved = False
         try:
-            digest = hashlib.md5(usedforsecurity=False)
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(u, timeout=timeout) as resp:
-                length = resp.headers.get("Content-Length") if resp.headers else None
-                total = int(length) if length and str(length).isdigit() else None
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=dest.name,
-                    disable=not sys.stderr.isatty(),
-                    leave=False,
-                ) as bar:
-                    while chunk := resp.read(_DOWNLOAD_CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
-            got = digest.hexdigest()
-            if got != md5:
-                failures.append(f"{u} (got md5 {got}, expected {md5})")
-                continue
-            os.replace(tmp, dest)
-            moved = True
+            # The file replaces ``dest`` only if the with-block ends without an error.
+            with atomic_writer(dest, suffix=".part") as out:
+                digest = hashlib.md5(usedforsecurity=False)
+                with urllib.request.urlopen(u, timeout=timeout) as resp:
+                    length = resp.headers.get("Content-Length") if resp.headers else None
+                    total = int(length) if length and str(length).isdigit() else None
+                    with tqdm(
+                        total=total,
+                        unit="B",
+                        unit_scale=True,
+                        unit_divisor=1024,
+                        desc=dest.name,
+                        disable=not sys.stderr.isatty(),
+                        leave=False,
+                    ) as bar:
+                        while chunk := resp.read(_DOWNLOAD_CHUNK):
+                            out.write(chunk)
+                            digest.update(chunk)
+                            bar.update(len(chunk))
+                got = digest.hexdigest()
+                if got != md5:
+                    raise _WrongMd5(f"{u} (got md5 {got}, expected {md5})")
             return dest
+        except _WrongMd5 as exc:
+            failures.append(str(exc))
         except (OSError, ValueError) as exc:
             # URLError, HTTPError, timeouts and connection resets are all OSErrors; a
             # malformed URL is a ValueError.
             failures.append(f"{u} ({exc})")
-        finally:
-            if not moved:
-                tmp.unlink(missing_ok=True)
     raise DataError(
         f"Could not download {dest.name}; tried {'; '.join(failures)}. Without network, "
         f"{_HINT_DATA_DIR}."
     )
+
+
+class _WrongMd5(Exception):
+    """A download finished with other bytes than expected; it is not kept."""
 
 
 def _fmt(v: float) -> str:

@@ -44,14 +44,14 @@ from .penalties import METHODS, jacobian_penalty
 from .runs import (
     CONFIG_FILE,
     METRICS_FILE,
-    MODEL_FILE,
-    atomic_write_bytes,
     build_model,
     load_run,
-    save_tensors,
+    read_metrics,
+    save_model,
     write_config,
+    write_metrics,
 )
-from .train import Callback, EarlyStoppingLog, EpochMetrics, Trainer, metrics_line, read_metrics
+from .train import Callback, EarlyStoppingLog, EpochMetrics, Trainer
 
 __all__ = ["ContractiveAutoencoder"]
 
@@ -691,9 +691,9 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 "feature_names_in": None if names is None else [str(n) for n in names],
             },
         }
-        save_tensors(run_dir / MODEL_FILE, self.model_.state_dict())
-        text = "".join(metrics_line(m) for m in self.history_)
-        atomic_write_bytes(run_dir / METRICS_FILE, text.encode())
+        # The run folder's own writers, as training uses them.
+        save_model(run_dir, self.model_)
+        write_metrics(run_dir, self.history_)
         # config.json last: a folder with it is a complete run.
         write_config(run_dir, self.config_, meta)
 

@@ -25,10 +25,10 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -45,15 +45,60 @@ __all__ = [
     "METRICS_FILE",
     "MODEL_FILE",
     "Run",
+    "append_metrics",
     "atomic_write_bytes",
+    "atomic_writer",
     "build_model",
     "load_run",
+    "metrics_line",
+    "read_metrics",
+    "save_model",
+    "write_metrics",
 ]
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 METRICS_FILE = "metrics.jsonl"
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iterator[BinaryIO]:
+    """A binary file that replaces ``path`` only when the ``with`` block ends without error.
+
+    The data go to a temporary ``.NAME.*SUFFIX`` file in the same folder, are flushed to disk
+    (``fsync``) and renamed over ``path``, so readers see the old file or the new one, never
+    half of one. An exception in the block (or a failed write) leaves ``path`` as it was and
+    removes the temporary file; ``OSError`` propagates as it is.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> with atomic_writer(path) as fh:
+    ...     _ = fh.write(b"complete")
+    >>> path.read_bytes()
+    b'complete'
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    done = False
+    try:
+        # mkstemp makes the file private (0600); give it the mode open() would (0666 & ~umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+        done = True
+        _fsync_dir(path.parent)
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -63,31 +108,26 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     ------
     CheckpointError
         The write failed (disk full, read-only folder, ...); the previous file is untouched.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> atomic_write_bytes(folder / "notes.txt", b"first")
+    >>> atomic_write_bytes(folder / "notes.txt", b"second")
+    >>> [p.name for p in folder.iterdir()], (folder / "notes.txt").read_bytes()
+    (['notes.txt'], b'second')
     """
     path = Path(path)
-    tmp_name: str | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        # mkstemp makes the file private (0600); give it the mode open() would (0666 & ~umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_writer(path) as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-        _fsync_dir(path.parent)
     except OSError as exc:
         raise CheckpointError(
             f"Could not write {path}: {exc.strerror or exc}. The previous version of the file, "
             "if any, is intact; free some space or choose another --out folder."
         ) from exc
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -206,6 +246,111 @@ def load_tensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     return tensors, metadata
 
 
+def metrics_line(metrics: Any) -> str:
+    """One JSON line of ``metrics.jsonl`` from an epoch's metrics (a dataclass).
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Epoch:
+    ...     epoch: int
+    ...     recon: float
+    >>> metrics_line(Epoch(1, 0.5))
+    '{"epoch": 1, "recon": 0.5}\\n'
+    """
+    return json.dumps(asdict(metrics)) + "\n"
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Parse ``metrics.jsonl``, skipping a torn last line left by a kill.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / METRICS_FILE
+    >>> _ = path.write_text('{"epoch": 1}\\n{"epoch": 2}\\n{"epo')
+    >>> read_metrics(path)
+    [{'epoch': 1}, {'epoch': 2}]
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def write_metrics(run_dir: Path, history: Sequence[Any]) -> None:
+    """Atomically replace ``metrics.jsonl`` with one line per epoch of ``history``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Epoch:
+    ...     epoch: int
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> write_metrics(folder, [Epoch(1), Epoch(2)])
+    >>> read_metrics(folder / METRICS_FILE)
+    [{'epoch': 1}, {'epoch': 2}]
+    """
+    text = "".join(metrics_line(m) for m in history)
+    atomic_write_bytes(Path(run_dir) / METRICS_FILE, text.encode())
+
+
+def append_metrics(run_dir: Path, metrics: Any) -> None:
+    """Append one epoch's line to ``metrics.jsonl``.
+
+    An append, not an atomic rewrite (a run's file grows by a line an epoch): a kill in the
+    middle leaves a torn last line, which :func:`read_metrics` skips and a resume drops.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Epoch:
+    ...     epoch: int
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> append_metrics(folder, Epoch(1))
+    >>> append_metrics(folder, Epoch(2))
+    >>> (folder / METRICS_FILE).read_text().splitlines()
+    ['{"epoch": 1}', '{"epoch": 2}']
+    """
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        with path.open("a") as fh:
+            fh.write(metrics_line(metrics))
+    except OSError as exc:
+        raise CheckpointError(
+            f"Could not write {path}: {exc.strerror or exc}. The previous checkpoint is intact; "
+            "free some space, then resume."
+        ) from exc
+
+
+def save_model(run_dir: Path, model: torch.nn.Module) -> None:
+    """Atomically write the model's weights to ``model.safetensors``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from contractive.nn import mlp_autoencoder
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> model = mlp_autoencoder([6, 3])
+    >>> save_model(folder, model)
+    >>> tensors, _ = load_tensors(folder / MODEL_FILE)
+    >>> all(torch.equal(tensors[k], v) for k, v in model.state_dict().items())
+    True
+    """
+    save_tensors(Path(run_dir) / MODEL_FILE, model.state_dict())
+
+
 def build_model(
     config: Config, n_features: int, image_shape: tuple[int, ...] | None
 ) -> Autoencoder:
@@ -219,6 +364,17 @@ def build_model(
         Input size.
     image_shape : tuple of int or None
         ``(H, W)`` or ``(C, H, W)``; required by the conv architecture.
+
+    Examples
+    --------
+    >>> build_model(Config(hidden=[16]), 64, None).encoder
+    Sequential(
+      (0): Linear(in_features=64, out_features=16, bias=True)
+      (1): Sigmoid()
+    )
+    >>> conv = build_model(Config(architecture="conv", hidden=[4], loss="mse"), 64, (8, 8))
+    >>> conv.encoder[0], conv.output_activation
+    (Conv2d(1, 4, kernel_size=(5, 5), stride=(2, 2), padding=(2, 2)), Identity())
     """
     output_activation = "sigmoid" if config.loss == "bce" else "identity"
     if config.architecture == "conv":
@@ -371,8 +527,17 @@ class Run:
 
     Examples
     --------
-    >>> run = load_run("runs/demo")  # doctest: +SKIP
-    >>> features = run.encode(X)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from contractive.data import load_dataset
+    >>> from contractive.workflow import train_run
+    >>> folder = Path(tempfile.mkdtemp()) / "cae"
+    >>> _ = train_run(Config(hidden=[8], epochs=1), folder, quiet=True, plots=False)
+    >>> run = load_run(folder)
+    >>> run.config.hidden, run.n_features, run.meta["image_shape"]
+    ([8], 64, [8, 8])
+    >>> X = load_dataset("digits", split="test").X
+    >>> run.encode(X).shape, run.reconstruct(X).shape
+    ((360, 8), (360, 64))
     """
 
     path: Path
@@ -433,6 +598,23 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     CheckpointError
         A file is missing, truncated, corrupt, from a newer version, or does not match the
         model the config describes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from contractive.workflow import train_run
+    >>> folder = Path(tempfile.mkdtemp()) / "cae"
+    >>> _ = train_run(Config(hidden=[8], epochs=2), folder, quiet=True, plots=False)
+    >>> sorted(p.name for p in folder.iterdir())
+    ['checkpoint.safetensors', 'config.json', 'metrics.jsonl', 'model.safetensors']
+    >>> run = load_run(folder)
+    >>> run.model.training, run.model.encoder[0].weight.shape
+    (False, torch.Size([8, 64]))
+    >>> (folder / MODEL_FILE).unlink()
+    >>> load_run(folder)
+    Traceback (most recent call last):
+        ...
+    contractive.exceptions.CheckpointError: .../cae/model.safetensors is missing.
     """
     run_dir = Path(path)
     config, meta = read_config(run_dir)

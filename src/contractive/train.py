@@ -19,14 +19,12 @@ mid-epoch, ends with the same weights, bit for bit on the CPU, as an uninterrupt
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -683,21 +681,3 @@ def fit(
         X = torch.as_tensor(X, dtype=torch.float32)
     trainer = Trainer(model, config, callbacks=list(callbacks))
     return trainer.fit(X, X_val)
-
-
-def metrics_line(metrics: EpochMetrics) -> str:
-    """One JSON line for ``metrics.jsonl``."""
-    return json.dumps(asdict(metrics)) + "\n"
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Parse ``metrics.jsonl``, skipping a torn last line left by a kill."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
