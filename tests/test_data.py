@@ -183,9 +183,21 @@ def test_unsupported_existing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"split": "val"}, "split must be one of train, test, all, got 'val'"),
-        ({"scale": "zscore"}, "scale must be one of auto, minmax, none, got 'zscore'"),
-        ({"label_column": 1.5}, "label_column must be a column name or index, got float"),
+        (
+            {"split": "val"},
+            "The 'split' parameter must be a str among {'train', 'test', 'all'}. "
+            "Got 'val' instead.",
+        ),
+        (
+            {"scale": "zscore"},
+            "The 'scale' parameter must be a str among {'auto', 'minmax', 'none'}. "
+            "Got 'zscore' instead.",
+        ),
+        (
+            {"label_column": 1.5},
+            "The 'label_column' parameter must be a str (a column name), an int (a column "
+            "index) or None. Got 1.5 instead.",
+        ),
         ({"label_column": "y"}, "label_column applies to .csv and .npz files"),
     ],
 )
@@ -632,13 +644,18 @@ def test_train_validation_split_depends_on_seed() -> None:
 
 
 def test_train_validation_split_errors() -> None:
-    with pytest.raises(ConfigError, match=r"validation_fraction must be in \[0, 1\), got 1.0"):
+    fraction = r"The 'validation_fraction' parameter must be a float in the range \[0, 1\)\. "
+    with pytest.raises(ConfigError, match=fraction + r"Got 1\.0 instead\.$"):
         train_validation_split(10, 1.0, seed=0)
-    with pytest.raises(ConfigError, match=r"validation_fraction must be in \[0, 1\), got -0.1"):
+    with pytest.raises(ConfigError, match=fraction + r"Got -0\.1 instead\.$"):
         train_validation_split(10, -0.1, seed=0)
+    with pytest.raises(ConfigError, match=fraction + r"Got False instead\.$"):
+        train_validation_split(10, False, seed=0)
     with pytest.raises(DataError, match=r"validation_fraction 0\.5 of 1 samples leaves none"):
         train_validation_split(1, 0.5, seed=0)
-    with pytest.raises(ConfigError, match="n must be a non-negative integer"):
+    with pytest.raises(
+        ConfigError, match=r"^The 'n' parameter must be an int in the range \[0, inf\)\. Got -1 "
+    ):
         train_validation_split(-1, 0.5, seed=0)
 
 

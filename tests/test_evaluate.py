@@ -281,8 +281,8 @@ def test_finetune_numpy_inputs_and_optimizers(optimizer: str) -> None:
         ({"lr": math.nan}, r"The 'lr' parameter must be a float in the range \(0, inf\)"),
         ({"batch_size": 2.5}, r"The 'batch_size' parameter must be an int"),
         ({"patience": -1}, r"The 'patience' parameter must be an int in the range \[0, inf\)"),
-        ({"optimizer": "lbfgs"}, r"The 'optimizer' parameter must be one of sgd, adam"),
-        ({"schedule": "step"}, r"The 'schedule' parameter must be one of constant, cosine"),
+        ({"optimizer": "lbfgs"}, r"The 'optimizer' parameter must be a str among \{'sgd', 'adam"),
+        ({"schedule": "step"}, r"The 'schedule' parameter must be a str among \{'constant', 'c"),
         ({"momentum": 1.0}, r"The 'momentum' parameter must be a float in the range \[0, 1\)"),
         (
             {"weight_decay": -1e-4},

@@ -125,6 +125,8 @@ def test_reconstruction_loss_of_a_model(loss: str):
 @pytest.mark.parametrize("name", ["foo", "BCE", "", "l2"])
 def test_reconstruction_loss_rejects_unknown_names(name: str):
     out = AutoencoderOutput(torch.zeros(2, 3), torch.zeros(2, 1), torch.zeros(2, 3))
-    match = re.escape(f"The 'loss' parameter must be one of bce, mse. Got {name!r} instead.")
+    match = re.escape(
+        f"The 'loss' parameter must be a str among {{'bce', 'mse'}}. Got {name!r} instead."
+    )
     with pytest.raises(ValueError, match=match):
         reconstruction_loss(out, torch.zeros(2, 3), loss=name)

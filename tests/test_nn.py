@@ -60,8 +60,8 @@ def test_make_activation_computes_the_named_function(name: str):
 
 
 ACTIVATION_ERROR = re.escape(
-    "The 'activation' parameter must be one of elu, gelu, identity, leaky_relu, relu, sigmoid, "
-    "softplus, tanh. Got 'foo' instead."
+    "The 'activation' parameter must be a str among {'sigmoid', 'tanh', 'relu', 'leaky_relu', "
+    "'softplus', 'elu', 'gelu', 'identity'}. Got 'foo' instead."
 )
 
 

@@ -1331,8 +1331,8 @@ def test_unsupported_modules_still_work_with_exact():
 
 
 BAD_METHOD = re.escape(
-    "The 'method' parameter must be one of auto, analytic, exact, hutchinson, layerwise. "
-    "Got 'foo' instead."
+    "The 'method' parameter must be a str among {'auto', 'analytic', 'exact', 'hutchinson', "
+    "'layerwise'}. Got 'foo' instead."
 )
 
 

@@ -162,7 +162,7 @@ def test_report_errors(
         write_report([], tmp_path)
     with pytest.raises(ConfigError, match=r"'n_points' parameter must be an int .*Got 0 instead"):
         write_report([digits_runs[0]], tmp_path, n_points=0)
-    with pytest.raises(ConfigError, match="'split' parameter must be one of train, test, all"):
+    with pytest.raises(ConfigError, match=r"'split' parameter must be a str among \{'train', 'te"):
         write_report([digits_runs[0]], tmp_path, split="valid")
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -1,15 +1,17 @@
 """argparse ``type=`` converters shared by the command's sub-commands.
 
 Each raises ``argparse.ArgumentTypeError``, which argparse turns into a one-line usage error
-(exit status 2) naming the option.
+(exit status 2) naming the option. What is valid is an :class:`~contractive.validation.Interval`,
+the same rule as the Python API's checks; only the wording is the command line's.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 from typing import TypeVar
+
+from .validation import Interval
 
 __all__ = [
     "non_negative_float",
@@ -21,15 +23,21 @@ __all__ = [
 
 _N = TypeVar("_N", int, float)
 
+_POSITIVE_INT = Interval(int, 1)
+_NON_NEGATIVE_INT = Interval(int, 0)
+_NON_NEGATIVE = Interval(float, 0)
+_POSITIVE = Interval(float, 0, closed="neither")
+_PROBABILITY = Interval(float, 0, 1, closed="left")
+
 
 def _parse(
     text: str,
     convert: Callable[[str], _N],
-    valid: Callable[[_N], bool],
+    valid: Interval,
     expected: str,
     unparsable: str | None = None,
 ) -> _N:
-    """``convert(text)`` if it is ``valid``, else an ArgumentTypeError "expected ..., got ...".
+    """``convert(text)`` if it is in ``valid``, else an ArgumentTypeError "expected ..., got ...".
 
     ``unparsable`` words the error when ``convert`` fails (default: ``expected``).
     """
@@ -38,7 +46,7 @@ def _parse(
     except ValueError:
         what = unparsable or expected
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not valid(value):
+    if value not in valid:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
@@ -58,7 +66,7 @@ def positive_int(text: str) -> int:
         ...
     argparse.ArgumentTypeError: expected a positive integer, got '0'
     """
-    return _parse(text, int, lambda v: v >= 1, "a positive integer")
+    return _parse(text, int, _POSITIVE_INT, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
@@ -73,7 +81,7 @@ def non_negative_int(text: str) -> int:
         ...
     argparse.ArgumentTypeError: expected an integer >= 0, got '1.5'
     """
-    return _parse(text, int, lambda v: v >= 0, "an integer >= 0")
+    return _parse(text, int, _NON_NEGATIVE_INT, "an integer >= 0")
 
 
 def non_negative_float(text: str) -> float:
@@ -92,9 +100,7 @@ def non_negative_float(text: str) -> float:
         ...
     argparse.ArgumentTypeError: expected a number >= 0, got 'lots'
     """
-    return _parse(
-        text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0", "a number >= 0"
-    )
+    return _parse(text, float, _NON_NEGATIVE, "a finite number >= 0", "a number >= 0")
 
 
 def positive_float(text: str) -> float:
@@ -109,9 +115,7 @@ def positive_float(text: str) -> float:
         ...
     argparse.ArgumentTypeError: expected a finite number > 0, got '0'
     """
-    return _parse(
-        text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0", "a number > 0"
-    )
+    return _parse(text, float, _POSITIVE, "a finite number > 0", "a number > 0")
 
 
 def probability(text: str) -> float:
@@ -126,4 +130,4 @@ def probability(text: str) -> float:
         ...
     argparse.ArgumentTypeError: expected a number in [0, 1), got '1'
     """
-    return _parse(text, float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+    return _parse(text, float, _PROBABILITY, "a number in [0, 1)")

@@ -46,10 +46,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -60,6 +58,7 @@ from ._argtypes import non_negative_float, non_negative_int, positive_int
 from .exceptions import ConfigError
 from .nn import Autoencoder
 from .penalties import _derivative, _exact_jacobian, _flatten, analytic_supported, jacobian_penalty
+from .validation import check_int, check_output_dir, check_real, parameter_error
 
 if TYPE_CHECKING:
     from .data import Dataset
@@ -162,22 +161,6 @@ def _code_activation(encoder: nn.Module) -> nn.Module | None:
     """The module that produces the code (the encoder's last leaf module)."""
     modules = list(_flatten(encoder))
     return modules[-1] if modules else None
-
-
-def _check_int(name: str, value: int, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ConfigError(
-            f"The '{name}' parameter must be an int in the range [{low}, inf). "
-            f"Got {value!r} instead."
-        )
-
-
-def _check_sigma(sigma: float) -> None:
-    ok = isinstance(sigma, int | float) and not isinstance(sigma, bool)
-    if not (ok and math.isfinite(sigma) and sigma >= 0):
-        raise ConfigError(
-            f"The 'sigma' parameter must be a float in the range [0, inf). Got {sigma!r} instead."
-        )
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -286,7 +269,7 @@ def mean_jacobian_norm(model: ModelLike, X: ArrayLike, *, batch_size: int = 256)
     >>> round(mean_jacobian_norm(enc, torch.rand(10, 3)), 4)  # sqrt(6)
     2.4495
     """
-    _check_int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, low=1)
     encoder, _ = _parts(model)
     xb = _as_batch(X, encoder, name="X")
     total = 0.0
@@ -327,7 +310,7 @@ def saturation(model: ModelLike, X: ArrayLike, *, batch_size: int = 1024) -> flo
     >>> saturation(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), torch.rand(8, 4)) is None
     True
     """
-    _check_int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, low=1)
     encoder, prepare = _parts(model)
     act = _code_activation(encoder)
     if type(act) not in (nn.Sigmoid, nn.Tanh):
@@ -384,7 +367,7 @@ def default_radii(X: ArrayLike, *, n: int = 13, max_points: int = 256) -> np.nda
     >>> r.shape, float(r[-1]) == float(np.sqrt(2))
     ((13,), True)
     """
-    _check_int("n", n, 1)
+    n = check_int("n", n, low=1)
     x = _as_batch(X, nn.Identity(), name="X")[:max_points].flatten(1).double()
     d = torch.cdist(x, x)
     iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
@@ -434,15 +417,14 @@ def contraction_ratio(
     >>> contraction_ratio(enc, torch.rand(6, 4), [0.1, 1.0]).ratio
     array([0.5, 0.5])
     """
-    _check_int("batch_size", batch_size, 1)
-    _check_int("seed", seed, 0)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    seed = check_int("seed", seed, low=0)
     encoder, prepare = _parts(model)
     x0 = _as_batch(X, encoder, name="X")
     r = default_radii(x0) if radii is None else np.asarray(radii, dtype=np.float64)
     if r.ndim != 1 or r.size == 0 or not np.all(np.isfinite(r)) or np.any(r <= 0):
-        raise ConfigError(
-            "The 'radii' parameter must be a non-empty 1-D sequence of positive finite numbers. "
-            f"Got {r.tolist()!r} instead."
+        raise parameter_error(
+            "radii", "a non-empty 1-D sequence of positive finite numbers", r.tolist()
         )
     from torch.func import functional_call
 
@@ -523,7 +505,7 @@ def jacobian_spectrum(model: ModelLike, X: ArrayLike, *, batch_size: int = 32) -
     >>> jacobian_spectrum(enc, torch.rand(5, 3))
     array([3., 2.])
     """
-    _check_int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, low=1)
     encoder, _ = _parts(model)
     xb = _as_batch(X, encoder, name="X")
     total: Tensor | None = None
@@ -575,13 +557,11 @@ def tangent_directions(model: ModelLike, x: ArrayLike, *, k: int = 5) -> Tangent
     tensor([[0., 1., 0.],
             [0., 0., 1.]], dtype=torch.float64)
     """
-    _check_int("k", k, 1)
+    k = check_int("k", k, low=1)
     jac = encoder_jacobian(model, x).double()  # (B, d_h, d_x)
     rank = min(jac.shape[1], jac.shape[2])
     if k > rank:
-        raise ConfigError(
-            f"The 'k' parameter must be at most min(d_h, d_x) = {rank}. Got {k!r} instead."
-        )
+        raise parameter_error("k", f"at most min(d_h, d_x) = {rank}", k)
     with _lapack_threads(jac):
         _, s, vh = torch.linalg.svd(jac, full_matrices=False)  # s (B, r), vh (B, r, d_x)
     vectors = vh[:, :k]
@@ -697,9 +677,9 @@ def sample_chain(
             "The 'model' parameter of sample_chain must be an Autoencoder (the chain needs "
             f"the decoder). Got {type(model).__name__} instead."
         )
-    _check_sigma(sigma)
-    _check_int("steps", steps, 1)
-    _check_int("seed", seed, 0)
+    sigma = check_real("sigma", sigma, low=0)
+    steps = check_int("steps", steps, low=1)
+    seed = check_int("seed", seed, low=0)
     encoder = model.encoder
     x = _as_batch(x0, encoder, name="x0").flatten(1)  # (n_chains, n_features)
     gen = torch.Generator().manual_seed(seed)
@@ -801,8 +781,8 @@ def analyze(
     xb = _as_batch(X, _parts(model)[0], name="X")
     n = int(xb.shape[0])
     if spectrum_points is not None:
-        _check_int("spectrum_points", spectrum_points, 1)
-    n_spec = n if spectrum_points is None else min(n, int(spectrum_points))
+        spectrum_points = check_int("spectrum_points", spectrum_points, low=1)
+    n_spec = n if spectrum_points is None else min(n, spectrum_points)
     return Analysis(
         n_points=n,
         mean_jacobian_norm=mean_jacobian_norm(model, xb, batch_size=max(batch_size, 256)),
@@ -929,9 +909,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     run = load_run(args.run)
     ds, source = _load_run_data(run, args.data, args.data_dir, args.split)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a folder.")
+    out = check_output_dir(args.out)
     x0 = run.prepare(ds.X[_pick(ds.n_samples, args.chains, args.seed)])
     chain = sample_chain(run.model, x0, sigma=args.sigma, steps=args.steps, seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)

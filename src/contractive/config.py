@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
-import numbers
 import sys
 import types
 import typing
@@ -24,6 +22,16 @@ from typing import Any
 from .exceptions import ConfigError
 from .nn import ACTIVATIONS
 from .penalties import METHODS
+from .validation import (
+    Interval,
+    Options,
+    check,
+    check_int,
+    is_bool,
+    is_int,
+    is_real,
+    parameter_error,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,8 +50,25 @@ _ARCHITECTURES = ("mlp", "conv")
 _SCALES = ("auto", "minmax", "none")
 
 
-def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
-    meta = {"help": help, "choices": choices}
+# The ranges of the numeric options; each is the whole check of its option's value.
+_POSITIVE_INT = Interval(int, 1)
+_NON_NEGATIVE_INT = Interval(int, 0)
+_NON_NEGATIVE = Interval(float, 0)
+_POSITIVE = Interval(float, 0, closed="neither")
+_UNIT = Interval(float, 0, 1)
+_FRACTION = Interval(float, 0, 1, closed="left")
+
+
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    valid: Interval | None = None,
+    **kw: Any,
+) -> Any:
+    constraint = Options(choices) if choices else valid
+    meta = {"help": help, "choices": choices, "constraint": constraint}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -79,40 +104,54 @@ class Config:
     tied: bool = _opt(True, "decoder uses the transposed encoder weights")
     # Cross-entropy with a sigmoid output is the paper's choice for data in [0, 1].
     loss: str = _opt("bce", "reconstruction loss (bce needs data in [0, 1])", choices=_LOSSES)
-    kernel_size: int = _opt(5, "conv kernel size")
-    stride: int = _opt(2, "conv stride")
-    padding: int = _opt(2, "conv zero padding")
+    kernel_size: int = _opt(5, "conv kernel size", valid=_POSITIVE_INT)
+    stride: int = _opt(2, "conv stride", valid=_POSITIVE_INT)
+    padding: int = _opt(2, "conv zero padding", valid=_NON_NEGATIVE_INT)
 
     # --- objective --------------------------------------------------------------------------
     # lambda on the per-sample ||J||_F^2, on the scale of a loss summed over features.
-    contraction: float = _opt(0.1, "lambda: weight of the Jacobian penalty")
+    contraction: float = _opt(0.1, "lambda: weight of the Jacobian penalty", valid=_NON_NEGATIVE)
     penalty: str = _opt("auto", "how ||J_f(x)||_F^2 is computed", choices=METHODS)
-    probes: int = _opt(1, "random directions per sample for --penalty hutchinson")
+    probes: int = _opt(
+        1, "random directions per sample for --penalty hutchinson", valid=_POSITIVE_INT
+    )
     # CAE+H is off unless asked for: it costs `ho_corruptions` extra encoder passes.
-    higher_order: float = _opt(0.0, "gamma: weight of the CAE+H Hessian penalty")
-    ho_sigma: float = _opt(0.1, "std of the CAE+H input corruption")
-    ho_corruptions: int = _opt(4, "corrupted copies per sample for CAE+H")
-    weight_decay: float = _opt(0.0, "L2 penalty on the weights (AE+wd baseline)")
-    noise_std: float = _opt(0.0, "Gaussian input noise std (DAE-g)")
-    mask_prob: float = _opt(0.0, "masking noise probability (DAE-b)")
+    higher_order: float = _opt(
+        0.0, "gamma: weight of the CAE+H Hessian penalty", valid=_NON_NEGATIVE
+    )
+    ho_sigma: float = _opt(0.1, "std of the CAE+H input corruption", valid=_POSITIVE)
+    ho_corruptions: int = _opt(4, "corrupted copies per sample for CAE+H", valid=_POSITIVE_INT)
+    weight_decay: float = _opt(
+        0.0, "L2 penalty on the weights (AE+wd baseline)", valid=_NON_NEGATIVE
+    )
+    noise_std: float = _opt(0.0, "Gaussian input noise std (DAE-g)", valid=_NON_NEGATIVE)
+    mask_prob: float = _opt(0.0, "masking noise probability (DAE-b)", valid=_UNIT)
 
     # --- optimisation -----------------------------------------------------------------------
     # Adam converges in a few epochs without tuning; plain SGD is there for the paper's setup.
     optimizer: str = _opt("adam", "optimizer", choices=_OPTIMIZERS)
-    lr: float = _opt(1e-3, "learning rate")
-    momentum: float = _opt(0.9, "SGD momentum")
+    lr: float = _opt(1e-3, "learning rate", valid=_POSITIVE)
+    momentum: float = _opt(0.9, "SGD momentum", valid=_UNIT)
     # 128 fills two cores' matrix units; smaller batches are dominated by per-step overhead.
-    batch_size: int = _opt(128, "minibatch size")
-    epochs: int = _opt(20, "passes over the training data")
+    batch_size: int = _opt(128, "minibatch size", valid=_POSITIVE_INT)
+    epochs: int = _opt(20, "passes over the training data", valid=_POSITIVE_INT)
     schedule: str = _opt("none", "learning-rate schedule over epochs", choices=_SCHEDULES)
-    validation_fraction: float = _opt(0.1, "fraction of the training data held out")
+    validation_fraction: float = _opt(
+        0.1, "fraction of the training data held out", valid=_FRACTION
+    )
     # Early stopping is off by default: a CAE's validation loss rarely rises.
-    patience: int = _opt(0, "early stopping: epochs without improvement (0: off)")
-    seed: int = _opt(0, "random seed (initialisation, shuffling, noise, probes)")
+    patience: int = _opt(
+        0, "early stopping: epochs without improvement (0: off)", valid=_NON_NEGATIVE_INT
+    )
+    seed: int = _opt(
+        0, "random seed (initialisation, shuffling, noise, probes)", valid=_NON_NEGATIVE_INT
+    )
     device: str = _opt("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
     bf16: bool = _opt(False, "bfloat16 autocast on CUDA")
     # Epoch-end checkpoints are cheap; step checkpoints are for very long epochs.
-    checkpoint_every: int = _opt(0, "also checkpoint every N steps (0: epoch ends only)")
+    checkpoint_every: int = _opt(
+        0, "also checkpoint every N steps (0: epoch ends only)", valid=_NON_NEGATIVE_INT
+    )
 
     # ------------------------------------------------------------------------------------------
 
@@ -160,37 +199,39 @@ class Config:
         merged = {**self.to_dict(), **changes}
         return Config.from_dict(merged)
 
+    @classmethod
+    def constraint(cls, name: str) -> Interval | Options | None:
+        """The range or the choices that a valid value of option ``name`` is in.
+
+        None for the options checked otherwise (``hidden``, ``device``, the paths, ...).
+        :class:`~contractive.estimator.ContractiveAutoencoder` checks its parameters that are
+        options with these, so that both word the same constraint the same way.
+
+        Examples
+        --------
+        >>> str(Config.constraint("lr")), 0.0 in Config.constraint("lr")
+        ('a float in the range (0, inf)', False)
+        >>> str(Config.constraint("optimizer"))
+        "a str among {'adam', 'sgd'}"
+        """
+        constraint: Interval | Options | None = _fields()[name].metadata["constraint"]
+        return constraint
+
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid option, its constraint and value."""
-        for name in self.field_names():
-            choices = next(f for f in dataclasses.fields(self) if f.name == name).metadata.get(
-                "choices"
+        for name, f in _fields().items():
+            if f.metadata["constraint"] is not None:
+                check(name, getattr(self, name), f.metadata["constraint"])
+        if not self.hidden or any(h not in _POSITIVE_INT for h in self.hidden):
+            raise parameter_error(
+                "hidden",
+                f"a non-empty list of ints in the range {_POSITIVE_INT.range}",
+                self.hidden,
             )
-            value = getattr(self, name)
-            if choices and value not in choices:
-                _fail(name, f"a str among {{{', '.join(repr(c) for c in choices)}}}", value)
-        _check_range("contraction", self.contraction, 0.0, inclusive_low=True)
-        _check_range("higher_order", self.higher_order, 0.0, inclusive_low=True)
-        _check_range("ho_sigma", self.ho_sigma, 0.0, inclusive_low=False)
-        _check_range("weight_decay", self.weight_decay, 0.0, inclusive_low=True)
-        _check_range("noise_std", self.noise_std, 0.0, inclusive_low=True)
-        _check_range("lr", self.lr, 0.0, inclusive_low=False)
-        _check_range("momentum", self.momentum, 0.0, inclusive_low=True, high=1.0)
-        _check_range("mask_prob", self.mask_prob, 0.0, inclusive_low=True, high=1.0)
-        if not (0.0 <= self.validation_fraction < 1.0):
-            _fail("validation_fraction", "a float in the range [0, 1)", self.validation_fraction)
-        for name in ("epochs", "batch_size", "probes", "ho_corruptions", "kernel_size", "stride"):
-            if getattr(self, name) < 1:
-                _fail(name, "an int in the range [1, inf)", getattr(self, name))
-        for name in ("padding", "patience", "seed", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                _fail(name, "an int in the range [0, inf)", getattr(self, name))
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            _fail("hidden", "a non-empty list of ints in the range [1, inf)", self.hidden)
         if self.device != "auto" and not (
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
         ):
-            _fail("device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+            raise parameter_error("device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
 
 
 @functools.cache
@@ -198,24 +239,17 @@ def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(Config)
 
 
-def _fail(name: str, constraint: str, value: Any) -> typing.NoReturn:
-    raise ConfigError(f"The '{name}' parameter must be {constraint}. Got {value!r} instead.")
-
-
-def _check_range(
-    name: str, value: float, low: float, *, inclusive_low: bool, high: float | None = None
-) -> None:
-    ok = math.isfinite(value) and (value >= low if inclusive_low else value > low)
-    if high is not None:
-        ok = ok and value <= high
-    if not ok:
-        left = "[" if inclusive_low else "("
-        right = f"{high:g}]" if high is not None else "inf)"
-        _fail(name, f"a float in the range {left}{low:g}, {right}", value)
+@functools.cache
+def _fields() -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(Config)}
 
 
 def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
-    """Check a raw value against a field's type; ints are accepted where floats are."""
+    """Check a raw value against a field's type; ints are accepted where floats are.
+
+    Only the type: NaN passes here, so that the range check words what is wrong with it.
+    NumPy scalars are accepted and become Python ones (``np.int64(3)`` -> ``3``).
+    """
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType) and type(None) in args:
@@ -224,32 +258,27 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is bool:
-        if isinstance(value, bool):
-            return value
-        _fail(name, "a bool", value)
-    # numbers.Integral / numbers.Real also admit NumPy scalars (np.int64(3), np.float32(0.1)).
+        if is_bool(value):
+            return bool(value)
+        raise parameter_error(name, "a bool", value)
     if hint is int:
-        if not isinstance(value, bool) and isinstance(value, numbers.Integral):
-            return int(value)
-        _fail(name, "an int", value)
+        return check_int(name, value)
     if hint is float:
-        if not isinstance(value, bool) and isinstance(value, numbers.Real):
+        if is_real(value):
             return float(value)
-        _fail(name, "a float", value)
+        raise parameter_error(name, "a float", value)
     if hint is str:
         if isinstance(value, str):
             return value
-        if name == "label_column" and isinstance(value, int) and not isinstance(value, bool):
+        if name == "label_column" and is_int(value):
             return str(value)
-        _fail(name, "a str", value)
+        raise parameter_error(name, "a str", value)
     if origin is list and args == (int,):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return [value]
-        if isinstance(value, list | tuple) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            return list(value)
-        _fail(name, "a list of ints", value)
+        if is_int(value):
+            return [int(value)]
+        if isinstance(value, list | tuple) and all(is_int(v) for v in value):
+            return [int(v) for v in value]
+        raise parameter_error(name, "a list of ints", value)
     raise ConfigError(f"Cannot read the '{name}' parameter from {source}.")  # pragma: no cover
 
 

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from contractive.exceptions import ConfigError, DataError
+from contractive.validation import check_choice, check_int, check_real, is_int, parameter_error
 
 __all__ = [
     "DATASETS",
@@ -307,13 +308,13 @@ def load_dataset(
     >>> float(load_dataset("digits", split="test", scale="none").X.max())
     16.0
     """
-    if split not in SPLITS:
-        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if scale not in SCALES:
-        raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    if isinstance(label_column, bool) or not isinstance(label_column, str | int | None):
-        raise ConfigError(
-            f"label_column must be a column name or index, got {type(label_column).__name__}"
+    split = check_choice("split", split, SPLITS)
+    scale = check_choice("scale", scale, SCALES)
+    if is_int(label_column):
+        label_column = int(label_column)
+    elif not (label_column is None or isinstance(label_column, str)):
+        raise parameter_error(
+            "label_column", "a str (a column name), an int (a column index) or None", label_column
         )
     text = os.fspath(source)
     known = text.strip().lower()
@@ -433,10 +434,9 @@ def train_validation_split(
     >>> train_validation_split(5, 0.0, seed=0)[1].size
     0
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ConfigError(f"n must be a non-negative integer, got {n!r}")
-    if not (0.0 <= validation_fraction < 1.0):
-        raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    # Checked, not converted: the rounding below is for the numbers as they were given.
+    check_int("n", n, low=0)
+    check_real("validation_fraction", validation_fraction, low=0, high=1, closed="left")
     # Rounding first keeps float noise (0.7 * 10 == 7.000000000000001) from adding a sample.
     n_val = math.ceil(round(n * validation_fraction, 9))
     if n > 0 and n_val >= n:

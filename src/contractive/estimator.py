@@ -19,8 +19,6 @@ float32 speed.
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -39,8 +37,8 @@ from .config import Config
 from .exceptions import CheckpointError, ConfigError, DataError, TrainingDivergedError
 from .locking import RunLock
 from .losses import LOSSES
-from .nn import ACTIVATIONS, Autoencoder
-from .penalties import METHODS, jacobian_penalty
+from .nn import Autoencoder
+from .penalties import jacobian_penalty
 from .runs import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -52,11 +50,11 @@ from .runs import (
     write_metrics,
 )
 from .train import Callback, EarlyStoppingLog, EpochMetrics, Trainer
+from .validation import Interval, Options, is_bool, is_int, parameter_error
 
 __all__ = ["ContractiveAutoencoder"]
 
 _LOSS_OPTIONS = ("auto", "bce", "mse")
-_OPTIMIZERS = ("adam", "sgd")
 _DEVICES = ("auto", "cpu", "cuda")
 # Rows per inference step: large enough to keep the matrix units busy, small enough that a
 # 1000-unit float64 code of one chunk stays in the tens of megabytes on a GPU.
@@ -68,95 +66,75 @@ _DATA_SOURCE = "<in-memory array passed to ContractiveAutoencoder.fit>"
 # ---------------------------------------------------------------------------------------------
 # Parameter validation. scikit-learn's own machinery (``_parameter_constraints``) lives in a
 # private module that its maintainers do not support for third-party estimators, so the
-# constraints are checked here, with scikit-learn's wording.
+# constraints are checked with contractive.validation, which words them as scikit-learn does.
+# A parameter that is a Config option (under the same name or another) is checked against
+# that option's constraint, so that the two never describe one constraint twice.
+
+_OWNER = "ContractiveAutoencoder"
+_POSITIVE_INT = Interval(int, 1)
+_NON_NEGATIVE_INT = Interval(int, 0)
+_SEED = Interval(int, 0, 2**32 - 1)
+_BOOL = "an instance of 'bool' or an instance of 'numpy.bool'"
+
+#: A test of a value and the constraint it checks, as scikit-learn words it.
+_Rule = tuple[Callable[[Any], bool], str]
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+def _rule(constraint: Interval | Options) -> _Rule:
+    return constraint.__contains__, str(constraint)
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
-def _int_at_least(low: int) -> Callable[[Any], bool]:
-    return lambda v: _is_int(v) and v >= low
-
-
-def _finite_float(
-    low: float, high: float = math.inf, *, closed_low: bool = True
-) -> Callable[[Any], bool]:
-    def ok(v: Any) -> bool:
-        if not _is_real(v) or not math.isfinite(v):
-            return False
-        return (v >= low if closed_low else v > low) and v < high
-
-    return ok
-
-
-def _one_of(options: Sequence[str]) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, str) and v in options
-
-
-def _among(options: Sequence[str]) -> str:
-    return "a str among {" + ", ".join(repr(o) for o in options) + "}"
+def _option(name: str) -> _Rule:
+    """The rule of the Config option ``name``."""
+    constraint = Config.constraint(name)
+    if constraint is None:  # pragma: no cover - a programming error, seen at import
+        raise LookupError(f"Config option {name!r} is not checked by a range or choices.")
+    return _rule(constraint)
 
 
 def _layer_sizes_ok(v: Any) -> bool:
-    if v is None or (_is_int(v) and v >= 1):
+    if v is None or v in _POSITIVE_INT:
         return True
     if isinstance(v, str) or not isinstance(v, Sequence | np.ndarray):
         return False
-    return all(_is_int(s) and s >= 1 for s in v)
+    return all(s in _POSITIVE_INT for s in v)
 
 
 def _random_state_ok(v: Any) -> bool:
-    return v is None or isinstance(v, np.random.RandomState) or (_is_int(v) and 0 <= v < 2**32)
+    return v is None or isinstance(v, np.random.RandomState) or v in _SEED
 
 
 def _device_ok(v: Any) -> bool:
-    return isinstance(v, str) and (v in _DEVICES or re.fullmatch(r"cuda:\d+", v) is not None)
+    return v in Options(_DEVICES) or (
+        isinstance(v, str) and re.fullmatch(r"cuda:\d+", v) is not None
+    )
 
-
-_BOOL = "an instance of 'bool' or an instance of 'numpy.bool'"
-_POSITIVE_INT = "an int in the range [1, inf)"
 
 #: Parameter name -> (test, constraint as scikit-learn words it).
-_CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "n_components": (_int_at_least(1), _POSITIVE_INT),
-    "contraction": (_finite_float(0.0), "a float in the range [0, inf)"),
+_CONSTRAINTS: dict[str, _Rule] = {
+    "n_components": _rule(_POSITIVE_INT),
+    "contraction": _option("contraction"),
     "hidden_layer_sizes": (
         _layer_sizes_ok,
-        f"None, {_POSITIVE_INT} or a sequence of ints in the range [1, inf)",
+        f"None, {_POSITIVE_INT} or a sequence of ints in the range {_POSITIVE_INT.range}",
     ),
-    "activation": (_one_of(tuple(ACTIVATIONS)), _among(tuple(ACTIVATIONS))),
-    "tied": (lambda v: isinstance(v, bool | np.bool_), _BOOL),
-    "loss": (_one_of(_LOSS_OPTIONS), _among(_LOSS_OPTIONS)),
-    "penalty": (_one_of(METHODS), _among(METHODS)),
-    "epochs": (_int_at_least(1), _POSITIVE_INT),
-    "batch_size": (_int_at_least(1), _POSITIVE_INT),
-    "learning_rate": (_finite_float(0.0, closed_low=False), "a float in the range (0, inf)"),
-    "optimizer": (_one_of(_OPTIMIZERS), _among(_OPTIMIZERS)),
-    "validation_fraction": (_finite_float(0.0, 1.0), "a float in the range [0, 1)"),
-    "early_stopping": (_int_at_least(0), "an int in the range [0, inf)"),
+    "activation": _option("activation"),
+    "tied": (is_bool, _BOOL),
+    "loss": _rule(Options(_LOSS_OPTIONS)),
+    "penalty": _option("penalty"),
+    "epochs": _option("epochs"),
+    "batch_size": _option("batch_size"),
+    "learning_rate": _option("lr"),
+    "optimizer": _option("optimizer"),
+    "validation_fraction": _option("validation_fraction"),
+    "early_stopping": _option("patience"),
     "random_state": (
         _random_state_ok,
-        "an int in the range [0, 4294967295], an instance of "
-        "'numpy.random.mtrand.RandomState' or None",
+        f"{_SEED}, an instance of 'numpy.random.mtrand.RandomState' or None",
     ),
-    "device": (_device_ok, f"{_among(_DEVICES)} or a str of the form 'cuda:N'"),
-    "verbose": (
-        lambda v: isinstance(v, bool | np.bool_) or _int_at_least(0)(v),
-        f"an int in the range [0, inf), {_BOOL}",
-    ),
+    "device": (_device_ok, f"{Options(_DEVICES)} or a str of the form 'cuda:N'"),
+    "verbose": (lambda v: is_bool(v) or v in _NON_NEGATIVE_INT, f"{_NON_NEGATIVE_INT}, {_BOOL}"),
 }
-
-
-def _invalid(name: str, constraint: str, value: Any) -> ConfigError:
-    return ConfigError(
-        f"The {name!r} parameter of ContractiveAutoencoder must be {constraint}. "
-        f"Got {value!r} instead."
-    )
 
 
 def _json_value(value: Any) -> Any:
@@ -353,7 +331,7 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         for name, (ok, constraint) in _CONSTRAINTS.items():
             value = getattr(self, name)
             if not ok(value):
-                raise _invalid(name, constraint, value)
+                raise parameter_error(name, constraint, value, owner=_OWNER)
         if self.penalty == "analytic" and self._extra_layers():
             raise ConfigError(
                 "The 'penalty' parameter of ContractiveAutoencoder can be 'analytic' only for "
@@ -366,13 +344,13 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         sizes = self.hidden_layer_sizes
         if sizes is None:
             return []
-        if _is_int(sizes):
-            return [int(sizes)]  # type: ignore[arg-type]
+        if is_int(sizes):
+            return [int(sizes)]
         return [int(s) for s in sizes]  # type: ignore[union-attr]
 
     def _seed(self) -> int:
-        if _is_int(self.random_state):
-            return int(self.random_state)  # type: ignore[arg-type]
+        if is_int(self.random_state):
+            return int(self.random_state)
         # None or a RandomState: draw the seed from it, as scikit-learn estimators do.
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 

@@ -42,6 +42,7 @@ from .exceptions import ConfigError, TrainingDivergedError
 from .nn import Autoencoder, make_activation
 from .stopping import EarlyStopping
 from .train import Callback, Trainer, resolve_device
+from .validation import check_choice, check_int, check_real, is_int, parameter_error
 
 __all__ = [
     "EncoderLike",
@@ -106,25 +107,6 @@ def _as_labels(y: ArrayLike, n: int, name: str) -> Tensor:
     if n and int(t.min()) < 0:
         raise ConfigError(f"The '{name}' parameter must hold labels >= 0. Got {int(t.min())}.")
     return t.long()
-
-
-def _check_positive(name: str, value: float, *, integer: bool = False) -> None:
-    kind = "an int in the range [1, inf)" if integer else "a float in the range (0, inf)"
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if integer:
-        ok = ok and isinstance(value, int) and value >= 1
-    else:
-        ok = ok and math.isfinite(value) and value > 0
-    if not ok:
-        raise ConfigError(f"The '{name}' parameter must be {kind}. Got {value!r} instead.")
-
-
-def _check_rate(name: str, value: float) -> None:
-    """``value`` must be a probability in [0, 1), such as a dropout rate."""
-    if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
-        raise ConfigError(
-            f"The '{name}' parameter must be a float in the range [0, 1). Got {value!r} instead."
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +210,7 @@ def encode(
     >>> encode(mlp_autoencoder([6, 4]), torch.rand(10, 6)).shape
     torch.Size([10, 4])
     """
-    _check_positive("batch_size", batch_size, integer=True)
+    batch_size = check_int("batch_size", batch_size, low=1)
     X = _as_float(X, "X")
     net = stack_encoder(encoder, activation=activation).eval()
     device = _device_of(net)
@@ -281,8 +263,8 @@ def build_classifier(
       (2): Linear(in_features=1000, out_features=10, bias=True)
     )
     """
-    _check_positive("n_features", n_features, integer=True)
-    _check_positive("n_classes", n_classes, integer=True)
+    n_features = check_int("n_features", n_features, low=1)
+    n_classes = check_int("n_classes", n_classes, low=1)
     features = _layers(encoder, activation)
     body = nn.Sequential(*features)
     dev = _device_of(body)
@@ -332,7 +314,7 @@ def test_error(
     >>> test_error(clf, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
     0.5
     """
-    _check_positive("batch_size", batch_size, integer=True)
+    batch_size = check_int("batch_size", batch_size, low=1)
     X = _as_float(X, "X")
     labels = _as_labels(y, X.shape[0], "y")
     device = _device_of(classifier)
@@ -508,36 +490,16 @@ def finetune(
     >>> res.epochs_run, 0.0 <= res.val_error <= 1.0
     (3, True)
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        _check_positive(name, value, integer=True)
-    _check_positive("lr", lr)
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-        raise ConfigError(
-            f"The 'patience' parameter must be an int in the range [0, inf). Got {patience!r} "
-            "instead."
-        )
-    if optimizer not in _OPTIMIZERS:
-        raise ConfigError(
-            f"The 'optimizer' parameter must be one of {', '.join(_OPTIMIZERS)}. "
-            f"Got {optimizer!r} instead."
-        )
-    if schedule not in _SCHEDULES:
-        raise ConfigError(
-            f"The 'schedule' parameter must be one of {', '.join(_SCHEDULES)}. "
-            f"Got {schedule!r} instead."
-        )
-    if not (isinstance(momentum, int | float) and 0.0 <= momentum < 1.0):
-        raise ConfigError(
-            f"The 'momentum' parameter must be a float in the range [0, 1). Got {momentum!r} "
-            "instead."
-        )
-    if not (isinstance(weight_decay, int | float) and 0.0 <= weight_decay < math.inf):
-        raise ConfigError(
-            f"The 'weight_decay' parameter must be a float in the range [0, inf). Got "
-            f"{weight_decay!r} instead."
-        )
-    _check_rate("dropout", dropout)
-    _check_rate("input_dropout", input_dropout)
+    epochs = check_int("epochs", epochs, low=1)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    lr = check_real("lr", lr, low=0, closed="neither")
+    patience = check_int("patience", patience, low=0)
+    optimizer = check_choice("optimizer", optimizer, _OPTIMIZERS)
+    schedule = check_choice("schedule", schedule, _SCHEDULES)
+    momentum = check_real("momentum", momentum, low=0, high=1, closed="left")
+    weight_decay = check_real("weight_decay", weight_decay, low=0)
+    dropout = check_real("dropout", dropout, low=0, high=1, closed="left")
+    input_dropout = check_real("input_dropout", input_dropout, low=0, high=1, closed="left")
     Xt, Xv = _as_float(X_train, "X_train"), _as_float(X_val, "X_val")
     yt, yv = _as_labels(y_train, Xt.shape[0], "y_train"), _as_labels(y_val, Xv.shape[0], "y_val")
     if Xv.shape[1] != Xt.shape[1]:
@@ -547,11 +509,11 @@ def finetune(
     n_seen = int(max(int(yt.max()), int(yv.max()))) + 1
     if n_classes is None:
         n_classes = n_seen
-    elif isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < n_seen:
-        raise ConfigError(
-            f"The 'n_classes' parameter must be an int of at least {n_seen} (1 + the largest "
-            f"label). Got {n_classes!r} instead."
+    elif not is_int(n_classes) or n_classes < n_seen:
+        raise parameter_error(
+            "n_classes", f"an int of at least {n_seen} (1 + the largest label)", n_classes
         )
+    n_classes = int(n_classes)
 
     classifier = build_classifier(encoder, Xt.shape[1], n_classes, activation=activation)
     if dropout or input_dropout:
@@ -715,10 +677,10 @@ def linear_probe(
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    _check_positive("C", C)
-    _check_positive("max_iter", max_iter, integer=True)
+    C = check_real("C", C, low=0, closed="neither")
+    max_iter = check_int("max_iter", max_iter, low=1)
     if n_threads is not None:
-        _check_positive("n_threads", n_threads, integer=True)
+        n_threads = check_int("n_threads", n_threads, low=1)
     Ft, Fv = _as_float(features_train, "features_train"), _as_float(features_val, "features_val")
     yt = _as_labels(y_train, Ft.shape[0], "y_train").numpy()
     yv = _as_labels(y_val, Fv.shape[0], "y_val").numpy()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .nn import AutoencoderOutput
+from .validation import check_choice
 
 __all__ = ["LOSSES", "bce_loss", "mse_loss", "reconstruction_loss"]
 
@@ -78,10 +79,4 @@ def reconstruction_loss(out: AutoencoderOutput, x: Tensor, loss: str = "bce") ->
     >>> reconstruction_loss(model(x), x).shape
     torch.Size([3])
     """
-    try:
-        fn = LOSSES[loss][0]
-    except KeyError:
-        raise ValueError(
-            f"The 'loss' parameter must be one of {', '.join(LOSSES)}. Got {loss!r} instead."
-        ) from None
-    return fn(out, x)
+    return LOSSES[check_choice("loss", loss, LOSSES)][0](out, x)

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .validation import check_choice
+
 __all__ = [
     "ACTIVATIONS",
     "Autoencoder",
@@ -59,13 +61,7 @@ def make_activation(name: str) -> nn.Module:
     >>> make_activation("tanh")
     Tanh()
     """
-    try:
-        return ACTIVATIONS[name]()
-    except KeyError:
-        valid = ", ".join(sorted(ACTIVATIONS))
-        raise ValueError(
-            f"The 'activation' parameter must be one of {valid}. Got {name!r} instead."
-        ) from None
+    return ACTIVATIONS[check_choice("activation", name, ACTIVATIONS)]()
 
 
 class AutoencoderOutput(NamedTuple):

@@ -41,7 +41,6 @@ Methods
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -52,6 +51,7 @@ from torch import Tensor, nn
 from torch.autograd import forward_ad
 
 from .exceptions import UnsupportedEncoderError
+from .validation import check_choice, check_int, check_real
 
 __all__ = [
     "AUTO_EXACT_MAX_PASSES",
@@ -656,24 +656,6 @@ def _hutchinson(
 # Public API.
 
 
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(
-            f"The 'method' parameter must be one of {', '.join(METHODS)}. Got {method!r} instead."
-        )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_probes(probes: int) -> None:
-    if not _is_int(probes) or probes < 1:
-        raise ValueError(
-            f"The 'probes' parameter must be an int in the range [1, inf). Got {probes!r} instead."
-        )
-
-
 def _resolve(encoder: nn.Module, x: Tensor, method: str) -> str:
     if method != "auto":
         return method
@@ -732,9 +714,8 @@ def encode_with_penalty(
     >>> h.shape, pen.shape
     (torch.Size([3, 4]), torch.Size([3]))
     """
-    _check_method(method)
-    _check_probes(probes)
-    probes = int(probes)
+    check_choice("method", method, METHODS)
+    probes = check_int("probes", probes, low=1)
     if method in ("analytic", "auto"):
         # Parsed once: at a training step's size this Python work is not negligible.
         try:
@@ -845,21 +826,11 @@ def higher_order_penalty(
     >>> higher_order_penalty(enc, torch.rand(4, 5), sigma=0.1, corruptions=2).shape
     torch.Size([4])
     """
-    _check_method(method)
+    check_choice("method", method, METHODS)
     if method == "layerwise":
         raise ValueError("higher_order_penalty does not support method='layerwise'.")
-    raw: object = sigma  # callers may pass anything; the annotation is the contract
-    is_real = isinstance(raw, numbers.Real) and not isinstance(raw, bool)
-    if not (is_real and math.isfinite(sigma) and sigma > 0):
-        raise ValueError(
-            f"The 'sigma' parameter must be a float in the range (0, inf). Got {sigma!r} instead."
-        )
-    if not _is_int(corruptions) or corruptions < 1:
-        raise ValueError(
-            "The 'corruptions' parameter must be an int in the range [1, inf). "
-            f"Got {corruptions!r} instead."
-        )
-    corruptions = int(corruptions)
+    sigma = check_real("sigma", sigma, low=0, closed="neither")
+    corruptions = check_int("corruptions", corruptions, low=1)
     b = x.shape[0]
     reps = (corruptions, *([1] * (x.dim() - 1)))
     eps = torch.randn(

@@ -46,8 +46,10 @@ from .analysis import (
     sample_chain,
     tangent_directions,
 )
+from .data import SPLITS
 from .exceptions import ConfigError
 from .runs import METRICS_FILE, Run, atomic_write_bytes, load_run
+from .validation import check_choice, check_int, check_output_dir
 
 __all__ = [
     "Report",
@@ -528,25 +530,12 @@ def write_report(
     """
     if not runs:
         raise ConfigError("The 'runs' parameter must name at least one run folder. Got none.")
-    checks = (
-        ("n_points", n_points, 1),
-        ("spectrum_points", spectrum_points, 1),
-        ("steps", steps, 1),
-        ("chains", chains, 1),
-    )
-    for name, value, low in checks:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(
-                f"The '{name}' parameter must be an int in the range [{low}, inf). "
-                f"Got {value!r} instead."
-            )
-    if split not in ("train", "test", "all"):
-        raise ConfigError(
-            f"The 'split' parameter must be one of train, test, all. Got {split!r} instead."
-        )
-    out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} exists and is not a folder.")
+    n_points = check_int("n_points", n_points, low=1)
+    spectrum_points = check_int("spectrum_points", spectrum_points, low=1)
+    steps = check_int("steps", steps, low=1)
+    chains = check_int("chains", chains, low=1)
+    split = check_choice("split", split, SPLITS)
+    out_dir = check_output_dir(out)
     from .runs import read_metrics
 
     loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]

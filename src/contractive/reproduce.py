@@ -48,8 +48,6 @@ from .analysis import mean_jacobian_norm, saturation
 from .config import Config
 from .evaluate import (
     FinetuneResult,
-    _check_positive,
-    _check_rate,
     encode,
     finetune,
     linear_probe,
@@ -60,6 +58,7 @@ from .exceptions import ConfigError
 from .locking import RunLock
 from .nn import Autoencoder
 from .train import Callback, EpochMetrics, Trainer, resolve_device
+from .validation import check_choice, check_int, check_output_dir, check_real
 
 __all__ = [
     "EXPERIMENTS",
@@ -303,14 +302,6 @@ _DEFINITIONS = {
 SELECTION_RULES = ("min", "one-se")
 
 
-def _check_selection(rule: str) -> None:
-    if rule not in SELECTION_RULES:
-        raise ConfigError(
-            f"The 'selection' parameter must be one of {', '.join(SELECTION_RULES)}. "
-            f"Got {rule!r} instead."
-        )
-
-
 def select_point(
     errors: Sequence[float],
     strengths: Sequence[float | None],
@@ -351,7 +342,7 @@ def select_point(
     >>> select_point([0.0138, 0.0139, 0.0163], [0.3, 1.0, 3.0], n_val=10_000, rule="one-se")
     1
     """
-    _check_selection(rule)
+    check_choice("selection", rule, SELECTION_RULES)
     if not errors or len(errors) != len(strengths):
         raise ConfigError(
             "select_point needs one strength per error and at least one point. Got "
@@ -514,35 +505,28 @@ def _load_mnist(data_dir: str | os.PathLike[str] | None, protocol: Protocol) -> 
     )
 
 
-def _check_protocol(protocol: Protocol) -> None:
-    for name in (
-        "train_size",
-        "val_size",
-        "hidden",
-        "pretrain_epochs",
-        "pretrain_batch_size",
-        "finetune_epochs",
-        "finetune_batch_size",
-        "probe_size",
-    ):
-        value = getattr(protocol, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(
-                f"The '{name}' parameter must be an int in the range [1, inf). "
-                f"Got {value!r} instead."
-            )
-    _check_selection(protocol.selection)
-    epochs = protocol.final_epochs
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ConfigError(
-            f"The 'final_epochs' parameter must be an int in the range [0, inf). Got {epochs!r} "
-            "instead."
+def _check_protocol(protocol: Protocol) -> Protocol:
+    """``protocol`` checked, with its checked numbers as Python ints and floats."""
+    checked: dict[str, Any] = {
+        name: check_int(name, getattr(protocol, name), low=1)
+        for name in (
+            "train_size",
+            "val_size",
+            "hidden",
+            "pretrain_epochs",
+            "pretrain_batch_size",
+            "finetune_epochs",
+            "finetune_batch_size",
+            "probe_size",
         )
+    }
+    check_choice("selection", protocol.selection, SELECTION_RULES)
+    checked["final_epochs"] = check_int("final_epochs", protocol.final_epochs, low=0)
     # Checked here too, not only by finetune(), so that a bad value fails before the first
     # pre-training rather than an hour into the run.
-    _check_positive("final_lr", protocol.final_lr)
-    _check_rate("final_dropout", protocol.final_dropout)
-    _check_rate("final_input_dropout", protocol.final_input_dropout)
+    checked["final_lr"] = check_real("final_lr", protocol.final_lr, low=0, closed="neither")
+    for name in ("final_dropout", "final_input_dropout"):
+        checked[name] = check_real(name, getattr(protocol, name), low=0, high=1, closed="left")
     unknown = sorted(set(protocol.grids) - set(MODELS))
     if unknown or not protocol.grids:
         raise ConfigError(
@@ -551,6 +535,7 @@ def _check_protocol(protocol: Protocol) -> None:
         )
     if any(not grid for grid in protocol.grids.values()):
         raise ConfigError("Every model's grid must hold at least one GridPoint.")
+    return dataclasses.replace(protocol, **checked)
 
 
 def _pretrain_config(protocol: Protocol, model: str, value: float | None, device: str) -> Config:
@@ -957,18 +942,14 @@ def run_table1(
     DataError
         The MNIST files are missing or damaged.
     """
-    _check_protocol(protocol)
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise ConfigError(
-            f"The 'jobs' parameter must be an int in the range [1, inf). Got {jobs!r} instead."
-        )
+    protocol = _check_protocol(protocol)
+    if jobs is not None:
+        jobs = check_int("jobs", jobs, low=1)
     dev = resolve_device(device)
     if jobs is None:
         jobs = torch.get_num_threads() if dev.type == "cpu" else 1
     jobs = min(jobs, len(protocol.models))
-    out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} exists and is not a folder.")
+    out_dir = check_output_dir(out)
     # One writer per output folder: a second run into it is refused, not interleaved.
     with RunLock(out_dir):
         start = time.perf_counter()
@@ -1211,9 +1192,7 @@ def _protocol_from_args(args: argparse.Namespace) -> Protocol:
         if value is not None and value != getattr(protocol, name):
             changes[name] = value
     if args.seed != protocol.seed:
-        if args.seed < 0:
-            raise ConfigError(f"The 'seed' parameter must be >= 0. Got {args.seed} instead.")
-        changes["seed"] = args.seed
+        changes["seed"] = check_int("seed", args.seed, low=0)
     if args.selection and args.selection != protocol.selection:
         changes["selection"] = args.selection
     if args.models:

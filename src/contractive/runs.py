@@ -37,6 +37,7 @@ from torch import Tensor
 from .config import CONFIG_FORMAT_VERSION, Config, config_to_json
 from .exceptions import CheckpointError, ConfigError, DataError
 from .nn import Autoencoder, conv_autoencoder, mlp_autoencoder
+from .validation import Interval, is_int, is_real
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -442,7 +443,7 @@ def read_config(run_dir: Path) -> tuple[Config, dict[str, Any]]:
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} does not hold a JSON object.")
     version = payload.get("format_version")
-    if not isinstance(version, int):
+    if not is_int(version):
         raise CheckpointError(f"{path} has no 'format_version'; it was not written by contractive.")
     if version > CONFIG_FORMAT_VERSION:
         raise CheckpointError(
@@ -472,6 +473,9 @@ def read_config(run_dir: Path) -> tuple[Config, dict[str, Any]]:
     return config, meta
 
 
+_POSITIVE_INT = Interval(int, 1)
+
+
 def _check_meta(path: Path, meta: Mapping[str, Any]) -> None:
     """Check what config.json records besides the options, before anything is built from it."""
 
@@ -481,17 +485,14 @@ def _check_meta(path: Path, meta: Mapping[str, Any]) -> None:
             "damaged."
         )
 
-    def positive_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
     n = meta["n_features"]
-    if not positive_int(n):
+    if n not in _POSITIVE_INT:
         raise bad("n_features", "a positive integer")
     shape = meta.get("image_shape")
     if shape is not None and not (
         isinstance(shape, list)
         and len(shape) in (2, 3)
-        and all(positive_int(s) for s in shape)
+        and all(s in _POSITIVE_INT for s in shape)
         and int(np.prod(shape)) == n
     ):
         raise bad("image_shape", f"null or 2 or 3 positive integers whose product is {n}")
@@ -501,7 +502,7 @@ def _check_meta(path: Path, meta: Mapping[str, Any]) -> None:
         and all(
             isinstance(scaling.get(k), list)
             and len(scaling[k]) == n
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in scaling[k])
+            and all(is_real(v) for v in scaling[k])
             for k in ("min", "max")
         )
     ):

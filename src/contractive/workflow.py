@@ -32,6 +32,7 @@ from .runs import (
     read_config,
 )
 from .train import Callback, EarlyStoppingLog, Trainer
+from .validation import check_output_dir
 
 __all__ = ["PreparedData", "prepare_data", "resume_run", "train_run"]
 
@@ -235,9 +236,7 @@ def train_run(
     >>> from contractive.config import Config
     >>> run = train_run(Config(epochs=1), "runs/doc", overwrite=True, quiet=True)  # doctest: +SKIP
     """
-    run_dir = Path(out)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir} exists and is not a folder.")
+    run_dir = check_output_dir(out)
     # Held before the folder is looked at, so that a second writer changes nothing.
     with RunLock(run_dir, enabled=_launch_rank() == 0):
         existing = [name for name in _RUN_FILES if (run_dir / name).exists()]
