@@ -42,8 +42,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from contractive.evaluate import build_classifier, finetune, test_error, train_stack
+from contractive.experiments.runner import load_mnist
+from contractive.experiments.table1 import FULL, pretrain_config
 from contractive.nn import Autoencoder
-from contractive.reproduce import FULL, _load_mnist, _pretrain_config
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY_KEYS = {
@@ -137,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     protocol = dataclasses.replace(
         FULL, pretrain_epochs=args.pretrain_epochs, pretrain_batch_size=args.pretrain_batch_size
     )
-    data = _load_mnist(args.data_dir, protocol)
-    config = _pretrain_config(protocol, "CAE", args.contraction, "cpu").replace(
+    data = load_mnist(args.data_dir, protocol)
+    config = pretrain_config(protocol, "CAE", args.contraction, "cpu").replace(
         optimizer=args.pretrain_optimizer, lr=args.pretrain_lr
     )
     name = f"cae-l{args.contraction:g}-e{args.pretrain_epochs}-b{args.pretrain_batch_size}"

@@ -43,9 +43,11 @@ EXAMPLES_TO_WRITE: dict[str, frozenset[str]] = {
         {"EpochLogger", "ProgressBar", "RunWriter", "format_metrics"}
     ),
     "contractive.evaluate": frozenset({"FinetuneEpoch", "FinetuneResult", "ProbeResult"}),
-    "contractive.reproduce": frozenset(
-        {"GridPoint", "PaperRow", "Protocol", "cmd_reproduce", "run_table1"}
-    ),
+    # The runner, the pool and the renderer need a whole run's rows or MNIST to show anything.
+    "contractive.experiments.pool": frozenset({"run_in_processes"}),
+    "contractive.experiments.render": frozenset({"markdown", "write_outputs"}),
+    "contractive.experiments.runner": frozenset({"Split", "load_mnist", "run_model", "run_table1"}),
+    "contractive.reproduce": frozenset({"cmd_reproduce"}),
     "contractive.stopping": frozenset({"StoppingState"}),
     "contractive.train": frozenset(
         {"Callback", "EarlyStoppingLog", "EpochMetrics", "TrainingInterrupted", "resolve_device"}

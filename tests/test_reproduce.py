@@ -21,20 +21,19 @@ import torch
 
 from contractive import data
 from contractive.exceptions import ConfigError
-from contractive.reproduce import (
+from contractive.experiments import (
     FULL,
     MODELS,
     PAPER_TABLE1,
     QUICK,
     GridPoint,
     Protocol,
-    add_reproduce_arguments,
-    cmd_reproduce,
     planned_seconds,
-    protocol_differences,
     run_table1,
     select_point,
 )
+from contractive.experiments import differences as protocol_differences
+from contractive.reproduce import add_reproduce_arguments, cmd_reproduce
 
 N_TRAIN, N_TEST = 160, 60
 # Flags that shrink --quick to the fake data: 100 train, 60 validation, 8 hidden units.

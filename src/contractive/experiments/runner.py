@@ -1,0 +1,382 @@
+"""The runner: pre-train each grid value once, fine-tune each grid point, select, test.
+
+:func:`run_model` makes one model's row from a protocol; :func:`run_table1` runs every model
+(in this process, or in worker processes with ``jobs``), holds the output folder's lock, and
+rewrites the outputs after every model.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..analysis import mean_jacobian_norm, saturation
+from ..evaluate import FinetuneResult, encode, finetune, linear_probe, test_error, train_stack
+from ..exceptions import ConfigError
+from ..locking import RunLock
+from ..nn import Autoencoder
+from ..train import Callback, EpochMetrics, Trainer, resolve_device
+from ..validation import check_int, check_output_dir
+from .pool import run_in_processes, threads_per_job
+from .protocol import Protocol, check_protocol, protocol_json, select_point
+from .render import fmt_time, write_outputs
+from .table1 import (
+    PROBE_ITER,
+    DEFINITIONS,
+    FULL,
+    KNOB_SYMBOLS,
+    KNOBS,
+    MODELS,
+    PAPER_TABLE1,
+    differences,
+    planned_seconds,
+    point_text,
+    pretrain_config,
+)
+
+__all__ = ["Split", "load_mnist", "run_model", "run_table1"]
+
+
+class _LastMetrics(Callback):
+    """Keeps the last epoch's metrics of a pre-training run."""
+
+    def __init__(self) -> None:
+        self.last: EpochMetrics | None = None
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        self.last = metrics
+
+
+@dataclass
+class Split:
+    """An experiment's data as tensors: training, validation and test images and labels."""
+
+    X_train: Tensor  # (train_size, 784) in [0, 1]
+    y_train: Tensor  # (train_size,)
+    X_val: Tensor  # (val_size, 784)
+    y_val: Tensor
+    X_test: Tensor  # (10000, 784)
+    y_test: Tensor
+
+
+def load_mnist(data_dir: str | os.PathLike[str] | None, protocol: Protocol) -> Split:
+    """MNIST split as ``protocol`` says: the first ``train_size`` training images train, the
+    last ``val_size`` validate, the 10000 test images test."""
+    from ..data import load_dataset
+
+    train = load_dataset("mnist", split="train", data_dir=data_dir)
+    test = load_dataset("mnist", split="test", data_dir=data_dir)
+    n = train.n_samples
+    if protocol.train_size + protocol.val_size > n:
+        raise ConfigError(
+            f"train_size + val_size must be at most the {n} MNIST training images. Got "
+            f"{protocol.train_size} + {protocol.val_size} = "
+            f"{protocol.train_size + protocol.val_size} instead."
+        )
+    # MNIST always has labels.
+    assert train.y is not None
+    assert test.y is not None
+    X, y = torch.from_numpy(train.X), torch.from_numpy(train.y)
+    return Split(
+        X_train=X[: protocol.train_size],
+        y_train=y[: protocol.train_size],
+        X_val=X[n - protocol.val_size :],
+        y_val=y[n - protocol.val_size :],
+        X_test=torch.from_numpy(test.X),
+        y_test=torch.from_numpy(test.y),
+    )
+
+
+def _finetune_on(
+    ae: Autoencoder, data: Split, protocol: Protocol, device: torch.device, **options: Any
+) -> tuple[nn.Sequential, FinetuneResult]:
+    """:func:`finetune` on the protocol's training and validation images, batch and seed."""
+    return finetune(
+        ae,
+        data.X_train,
+        data.y_train,
+        data.X_val,
+        data.y_val,
+        batch_size=protocol.finetune_batch_size,
+        seed=protocol.seed,
+        n_classes=10,
+        device=device,
+        **options,
+    )
+
+
+def run_model(
+    model: str,
+    protocol: Protocol,
+    data: Split,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Pre-train, fine-tune and select over the model's grid; one row of the table."""
+    start = time.perf_counter()
+    grid = protocol.grids[model]
+    knob = KNOBS[model]
+    points: list[dict[str, Any]] = []
+    trained: list[tuple[float, nn.Sequential, Autoencoder]] = []  # per point: error, clf, ae
+    encoders: dict[float | None, tuple[Autoencoder, dict[str, Any]]] = {}
+    for i, point in enumerate(grid):
+        tag = f"[{model} {i + 1}/{len(grid)}]"
+        if point.value not in encoders:
+            t0 = time.perf_counter()
+            config = pretrain_config(protocol, model, point.value, str(device))
+            last = _LastMetrics()
+            (ae,) = train_stack(data.X_train, [config], callbacks=[last], device=device)
+            seconds = time.perf_counter() - t0
+            sat = saturation(ae, data.X_val)
+            assert sat is not None  # the protocol's codes are sigmoid units
+            stats = {
+                "pretrain_seconds": round(seconds, 1),
+                "final_recon": None if last.last is None else round(last.last.recon, 4),
+                "mean_jacobian_norm": mean_jacobian_norm(ae, data.X_val),
+                "sat": 100.0 * sat,
+            }
+            encoders[point.value] = (ae, stats)
+            what = "" if knob is None else f" {KNOB_SYMBOLS[knob]}={point.value:g}"
+            log(
+                f"{tag} pre-trained{what}: {protocol.pretrain_epochs} epochs in "
+                f"{fmt_time(seconds)} (recon {stats['final_recon']}, mean ||J_f(x)||_F "
+                f"{stats['mean_jacobian_norm']:.4g}, SAT {stats['sat']:.1f}%)"
+            )
+        ae, stats = encoders[point.value]
+        classifier, result = _finetune_on(
+            ae,
+            data,
+            protocol,
+            device,
+            epochs=protocol.finetune_epochs,
+            lr=point.finetune_lr,
+            patience=protocol.patience,
+        )
+        log(
+            f"{tag} fine-tuned {point_text(model, point)}: val error "
+            f"{100 * result.val_error:.2f}% (best epoch {result.best_epoch}/{result.epochs_run}) "
+            f"in {fmt_time(result.seconds)}"
+        )
+        entry: dict[str, Any] = {
+            "selected_by_validation": False,
+            **({} if knob is None else {knob: point.value}),
+            "finetune_lr": point.finetune_lr,
+            "val_error": round(100 * result.val_error, 2),
+            "best_epoch": result.best_epoch,
+            "finetune_epochs_run": result.epochs_run,
+            "finetune_seconds": round(result.seconds, 1),
+            **stats,
+        }
+        points.append(entry)
+        trained.append((result.val_error, classifier, ae))
+    index = select_point(
+        [error for error, _, _ in trained],
+        [point.value for point in grid],
+        n_val=int(data.X_val.shape[0]),
+        rule=protocol.selection,
+    )
+    val_error, classifier, ae = trained[index]
+    chosen = points[index]
+    chosen["selected_by_validation"] = True
+    selection_val_error = val_error
+    best_epoch = chosen["best_epoch"]
+    final: dict[str, Any] | None = None
+    if protocol.final_epochs:
+        # Again from the pre-trained encoder, not from the grid point's fine-tuned classifier.
+        classifier, result = _finetune_on(
+            ae,
+            data,
+            protocol,
+            device,
+            epochs=protocol.final_epochs,
+            lr=protocol.final_lr,
+            patience=0,  # dropout makes the validation error noisy: keep the best epoch
+            dropout=protocol.final_dropout,
+            input_dropout=protocol.final_input_dropout,
+        )
+        val_error, best_epoch = result.val_error, result.best_epoch
+        final = {
+            "epochs": protocol.final_epochs,
+            "lr": protocol.final_lr,
+            "dropout": protocol.final_dropout,
+            "input_dropout": protocol.final_input_dropout,
+            "val_error": round(100 * val_error, 2),
+            "best_epoch": best_epoch,
+            "seconds": round(result.seconds, 1),
+        }
+        log(
+            f"[{model}] final fine-tuning of {point_text(model, grid[index])}: "
+            f"{protocol.final_epochs} epochs from lr {protocol.final_lr:g}, dropout "
+            f"{protocol.final_dropout:g}/{protocol.final_input_dropout:g}: val error "
+            f"{100 * val_error:.2f}% (best epoch {best_epoch}) in {fmt_time(result.seconds)}"
+        )
+    err = test_error(classifier, data.X_test, data.y_test)
+    probe = linear_probe(
+        encode(ae, data.X_train[: protocol.probe_size]),
+        data.y_train[: protocol.probe_size],
+        encode(ae, data.X_test),
+        data.y_test,
+        max_iter=PROBE_ITER,
+    )
+    paper = PAPER_TABLE1[model]
+    selected = {k: chosen[k] for k in ((knob,) if knob else ()) + ("finetune_lr",)}
+    row = {
+        "model": model,
+        "test_error": round(100 * err, 2),
+        "val_error": round(100 * val_error, 2),
+        "selection_val_error": round(100 * selection_val_error, 2),
+        "paper_test_error": paper.test_error,
+        "selected": selected,
+        "final": final,
+        "mean_jacobian_norm": chosen["mean_jacobian_norm"],
+        "paper_mean_jacobian_norm": paper.jacobian_norm,
+        "sat": round(chosen["sat"], 2),
+        "paper_sat": paper.sat,
+        "probe_test_error": round(100 * probe.error, 2),
+        "best_epoch": best_epoch,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "protocol": protocol.name,
+        "selection": protocol.selection,
+        "grid": points,
+    }
+    log(
+        f"[{model}] selected {point_text(model, grid[index])} (val error "
+        f"{row['selection_val_error']:.2f}%, tested classifier {row['val_error']:.2f}%): "
+        f"test error {row['test_error']:.2f}% (paper "
+        f"{paper.test_error:.2f}%), linear probe {row['probe_test_error']:.2f}%, "
+        f"{fmt_time(row['wall_seconds'])}"
+    )
+    return row
+
+
+def _environment(device: torch.device, jobs: int) -> dict[str, Any]:
+    return {
+        "jobs": jobs,
+        "threads_per_job": threads_per_job(jobs),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),  # of the process that starts the jobs
+        "device": str(device),
+    }
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_table1(
+    out: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    protocol: Protocol = FULL,
+    device: str = "auto",
+    jobs: int | None = None,
+    command: str | None = None,
+    log: Callable[[str], None] = _stderr,
+) -> list[dict[str, Any]]:
+    """Run the Table 1 experiment and write ``out/table1.md``, ``table1.json``, ``table1_run.json``.
+
+    Parameters
+    ----------
+    out : path-like
+        Output folder (created if missing); the three files are rewritten after every model.
+    data_dir : path-like, optional
+        Folder of the four MNIST ``.gz`` files (else ``CONTRACTIVE_DATA_DIR``, the cache, or a
+        download; see :func:`contractive.data.load_dataset`).
+    protocol : Protocol
+        :data:`FULL`, :data:`QUICK`, or a :func:`dataclasses.replace` of one.
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+    jobs : int, optional
+        Models trained at once, each in a process of its own that gets an equal share of this
+        process's torch threads (at least one). By default one job per torch thread on the
+        CPU (two on a 2-core machine, one with ``torch.set_num_threads(1)``) and one on a GPU.
+        The rows do not depend on ``jobs`` as long as each model runs with the same number of
+        threads: every model has its own seeds.
+    command : str, optional
+        The command line, recorded in the outputs.
+    log : callable
+        Receives one progress line per pre-trained and per fine-tuned model (stderr by
+        default).
+
+    Returns
+    -------
+    list of dict
+        One row per model, as in ``table1.json``: ``model``, ``test_error`` (%), ``val_error``
+        (%), ``selected``, ``mean_jacobian_norm``, ``sat`` (%), ``probe_test_error`` (%), the
+        paper's figures (``paper_*``), ``wall_seconds`` and the whole ``grid``.
+
+    Raises
+    ------
+    ConfigError
+        The protocol is invalid or asks for more images than MNIST has.
+    DataError
+        The MNIST files are missing or damaged.
+    """
+    protocol = check_protocol(protocol, MODELS)
+    if jobs is not None:
+        jobs = check_int("jobs", jobs, low=1)
+    dev = resolve_device(device)
+    if jobs is None:
+        jobs = torch.get_num_threads() if dev.type == "cpu" else 1
+    jobs = min(jobs, len(protocol.models))
+    out_dir = check_output_dir(out)
+    # One writer per output folder: a second run into it is refused, not interleaved.
+    with RunLock(out_dir):
+        start = time.perf_counter()
+        data = load_mnist(data_dir, protocol)
+        changed = differences(protocol)
+        planned = planned_seconds(protocol, jobs=jobs)
+        meta: dict[str, Any] = {
+            "experiment": "table1",
+            "protocol": protocol_json(protocol),
+            "differences": changed,
+            "command": command or "contractive reproduce table1",
+            "planned_seconds": round(planned, 1),
+            "n_features": int(data.X_train.shape[1]),
+            "n_test": int(data.X_test.shape[0]),
+            "total_seconds": 0.0,
+            "environment": _environment(dev, jobs),
+            "definitions": DEFINITIONS,
+        }
+        n_pre = sum(len({p.value for p in g}) for g in protocol.grids.values())
+        n_fine = sum(len(g) for g in protocol.grids.values())
+        log(
+            f"table1 ({protocol.name}): {', '.join(protocol.models)}; {n_pre} pre-trainings x "
+            f"{protocol.pretrain_epochs} epochs and {n_fine} fine-tunings x <= "
+            f"{protocol.finetune_epochs} epochs"
+            + (
+                f", then {len(protocol.models)} final fine-tunings x {protocol.final_epochs} epochs"
+                if protocol.final_epochs
+                else ""
+            )
+            + f" on {protocol.train_size} images; {jobs} job(s); planned about "
+            f"{fmt_time(planned)} on 2 CPU cores; device {dev}"
+        )
+        if changed:
+            log(f"table1 ({protocol.name}) shortens the full protocol: {'; '.join(changed)}")
+        rows: list[dict[str, Any]] = []
+        if jobs == 1:
+            finished: Iterator[dict[str, Any]] = (
+                run_model(model, protocol, data, dev, log) for model in protocol.models
+            )
+        else:
+            finished = run_in_processes(run_model, protocol, data, dev, log, jobs)
+        for row in finished:
+            rows.append(row)
+            rows.sort(key=lambda r: MODELS.index(r["model"]))  # table order, whoever finished first
+            meta["total_seconds"] = round(time.perf_counter() - start, 1)
+            write_outputs(out_dir, rows, meta, protocol, done=len(rows) == len(protocol.models))
+        log(f"table1 ({protocol.name}) done in {fmt_time(meta['total_seconds'])}")
+        return rows
