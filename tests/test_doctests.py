@@ -44,9 +44,19 @@ EXAMPLES_TO_WRITE: dict[str, frozenset[str]] = {
     ),
     "contractive.evaluate": frozenset({"FinetuneEpoch", "FinetuneResult", "ProbeResult"}),
     # The runner, the pool and the renderer need a whole run's rows or MNIST to show anything.
-    "contractive.experiments.pool": frozenset({"run_in_processes"}),
+    "contractive.experiments.pool": frozenset({"WorkerPool"}),
     "contractive.experiments.render": frozenset({"markdown", "write_outputs"}),
-    "contractive.experiments.runner": frozenset({"Split", "load_mnist", "run_model", "run_table1"}),
+    "contractive.experiments.runner": frozenset(
+        {
+            "Split",
+            "ValueResult",
+            "finish_model",
+            "load_mnist",
+            "pretrain_value",
+            "run_models",
+            "run_table1",
+        }
+    ),
     "contractive.reproduce": frozenset({"cmd_reproduce"}),
     "contractive.stopping": frozenset({"StoppingState"}),
     "contractive.train": frozenset(

@@ -7,16 +7,13 @@ equal share of the parent's torch threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from typing import Any
 
 import torch
 
-__all__ = ["run_in_processes", "threads_per_job"]
-
-#: What a job runs: ``job(model, protocol, data, device, log) -> row``; a module-level function
-#: (it is sent to the worker processes by reference).
-Job = Callable[[str, Any, Any, torch.device, Callable[[str], None]], dict[str, Any]]
+__all__ = ["WorkerPool", "threads_per_job"]
 
 # Set in each worker process by _init_worker: the data and where progress lines go.
 _WORKER: dict[str, Any] = {}
@@ -38,51 +35,64 @@ def _init_worker(data: Any, threads: int, lines: Any) -> None:
     _WORKER.update(data=data, lines=lines)
 
 
-def _job(job: Job, model: str, protocol: Any, device: str) -> dict[str, Any]:
-    return job(model, protocol, _WORKER["data"], torch.device(device), _WORKER["lines"].put)
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    # Runs in a worker: the task gets the worker's data and a log that reaches the parent.
+    return fn(*args, data=_WORKER["data"], log=_WORKER["lines"].put)
 
 
-def run_in_processes(
-    job: Job,
-    protocol: Any,
-    data: Any,
-    device: torch.device,
-    log: Callable[[str], None],
-    jobs: int,
-) -> Iterator[dict[str, Any]]:
-    """Run ``job`` for every model of ``protocol`` in ``jobs`` processes; yield the rows as
-    they finish.
+class WorkerPool:
+    """``jobs`` spawned worker processes that share one dataset and send their log lines back.
+
+    ``submit(fn, *args)`` runs ``fn(*args, data=DATA, log=LOG)`` in a worker (``fn`` must be a
+    module-level function: it is sent by reference), and :meth:`wait` returns the tasks that
+    finished while forwarding the workers' lines to ``log``. Leaving the ``with`` block drops
+    the tasks not yet started and waits for the running ones (Ctrl-C reaches them too, so
+    they stop at once).
 
     Progress lines travel back through a SimpleQueue, whose ``put`` writes to the pipe before
-    it returns, so a model's lines are all readable here by the time its row is.
+    it returns, so a task's lines are all readable here by the time its result is.
+
+    Examples
+    --------
+    >>> with WorkerPool(data=[1, 2, 3], jobs=1, log=print) as pool:  # doctest: +SKIP
+    ...     done = pool.wait({pool.submit(some_module_function, "arg")})
     """
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-    context = multiprocessing.get_context("spawn")
-    lines = context.SimpleQueue()
+    def __init__(self, data: Any, jobs: int, log: Callable[[str], None]) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    def forward() -> None:
-        while not lines.empty():
-            log(lines.get())
+        context = multiprocessing.get_context("spawn")
+        self._lines = context.SimpleQueue()
+        self._log = log
+        self._pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(data, threads_per_job(jobs), self._lines),
+        )
 
-    pool = ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(data, threads_per_job(jobs), lines),
-    )
-    try:
-        pending: set[Future[dict[str, Any]]] = {
-            pool.submit(_job, job, model, protocol, str(device)) for model in protocol.models
-        }
-        while pending:
-            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            forward()
-            for future in done:
-                yield future.result()  # a worker's exception is raised here
-    finally:
-        # On an error or Ctrl-C the models not yet started are dropped; running ones are
-        # waited for (Ctrl-C reaches them too, so they stop at once).
-        pool.shutdown(wait=True, cancel_futures=True)
-        forward()
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Start ``fn(*args, data=..., log=...)`` in a free worker (or queue it)."""
+        return self._pool.submit(_call, fn, args)
+
+    def wait(self, running: Iterable[Future[Any]]) -> set[Future[Any]]:
+        """Block until at least one of ``running`` is done; return the done ones."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done: set[Future[Any]] = set()
+        while not done:
+            done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
+            self._forward()
+        return done
+
+    def _forward(self) -> None:
+        while not self._lines.empty():
+            self._log(self._lines.get())
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._forward()

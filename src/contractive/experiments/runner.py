@@ -12,6 +12,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,24 +26,32 @@ from ..locking import RunLock
 from ..nn import Autoencoder
 from ..train import Callback, EpochMetrics, Trainer, resolve_device
 from ..validation import check_int, check_output_dir
-from .pool import run_in_processes, threads_per_job
+from .pool import WorkerPool, threads_per_job
 from .protocol import Protocol, check_protocol, protocol_json, select_point
 from .render import fmt_time, write_outputs
 from .table1 import (
-    PROBE_ITER,
     DEFINITIONS,
     FULL,
     KNOB_SYMBOLS,
     KNOBS,
     MODELS,
     PAPER_TABLE1,
+    PROBE_ITER,
     differences,
     planned_seconds,
     point_text,
     pretrain_config,
 )
 
-__all__ = ["Split", "load_mnist", "run_model", "run_table1"]
+__all__ = [
+    "Split",
+    "ValueResult",
+    "finish_model",
+    "load_mnist",
+    "pretrain_value",
+    "run_models",
+    "run_table1",
+]
 
 
 class _LastMetrics(Callback):
@@ -113,55 +122,72 @@ def _finetune_on(
     )
 
 
-def run_model(
+@dataclass
+class ValueResult:
+    """One grid value of one model, pre-trained and fine-tuned at each of its learning rates.
+
+    What a worker sends back to the scheduler (the modules travel by pickling between this
+    run's own processes; nothing is written to disk).
+    """
+
+    model: str
+    value: float | None
+    autoencoder: Autoencoder
+    stats: dict[str, Any]  # pre-training time and recon, mean ||J_f(x)||_F, SAT
+    # Per grid point with this value: its index in the grid, its grid entry, its validation
+    # error (a fraction) and its fine-tuned classifier.
+    points: list[tuple[int, dict[str, Any], float, nn.Sequential]]
+    seconds: float
+
+
+def pretrain_value(
     model: str,
+    value: float | None,
     protocol: Protocol,
+    device: str,
+    *,
     data: Split,
-    device: torch.device,
     log: Callable[[str], None],
-) -> dict[str, Any]:
-    """Pre-train, fine-tune and select over the model's grid; one row of the table."""
+) -> ValueResult:
+    """Pre-train ``model`` at grid value ``value`` once and fine-tune it at every learning rate
+    the grid pairs with that value: the unit of work the runner schedules."""
     start = time.perf_counter()
+    dev = torch.device(device)
     grid = protocol.grids[model]
     knob = KNOBS[model]
-    points: list[dict[str, Any]] = []
-    trained: list[tuple[float, nn.Sequential, Autoencoder]] = []  # per point: error, clf, ae
-    encoders: dict[float | None, tuple[Autoencoder, dict[str, Any]]] = {}
-    for i, point in enumerate(grid):
-        tag = f"[{model} {i + 1}/{len(grid)}]"
-        if point.value not in encoders:
-            t0 = time.perf_counter()
-            config = pretrain_config(protocol, model, point.value, str(device))
-            last = _LastMetrics()
-            (ae,) = train_stack(data.X_train, [config], callbacks=[last], device=device)
-            seconds = time.perf_counter() - t0
-            sat = saturation(ae, data.X_val)
-            assert sat is not None  # the protocol's codes are sigmoid units
-            stats = {
-                "pretrain_seconds": round(seconds, 1),
-                "final_recon": None if last.last is None else round(last.last.recon, 4),
-                "mean_jacobian_norm": mean_jacobian_norm(ae, data.X_val),
-                "sat": 100.0 * sat,
-            }
-            encoders[point.value] = (ae, stats)
-            what = "" if knob is None else f" {KNOB_SYMBOLS[knob]}={point.value:g}"
-            log(
-                f"{tag} pre-trained{what}: {protocol.pretrain_epochs} epochs in "
-                f"{fmt_time(seconds)} (recon {stats['final_recon']}, mean ||J_f(x)||_F "
-                f"{stats['mean_jacobian_norm']:.4g}, SAT {stats['sat']:.1f}%)"
-            )
-        ae, stats = encoders[point.value]
+    indices = [i for i, point in enumerate(grid) if point.value == value]
+    config = pretrain_config(protocol, model, value, device)
+    last = _LastMetrics()
+    (ae,) = train_stack(data.X_train, [config], callbacks=[last], device=dev)
+    seconds = time.perf_counter() - start
+    sat = saturation(ae, data.X_val)
+    assert sat is not None  # the protocol's codes are sigmoid units
+    stats = {
+        "pretrain_seconds": round(seconds, 1),
+        "final_recon": None if last.last is None else round(last.last.recon, 4),
+        "mean_jacobian_norm": mean_jacobian_norm(ae, data.X_val),
+        "sat": 100.0 * sat,
+    }
+    what = "" if knob is None else f" {KNOB_SYMBOLS[knob]}={value:g}"
+    log(
+        f"[{model} {indices[0] + 1}/{len(grid)}] pre-trained{what}: {protocol.pretrain_epochs} "
+        f"epochs in {fmt_time(seconds)} (recon {stats['final_recon']}, mean ||J_f(x)||_F "
+        f"{stats['mean_jacobian_norm']:.4g}, SAT {stats['sat']:.1f}%)"
+    )
+    points = []
+    for i in indices:
+        point = grid[i]
         classifier, result = _finetune_on(
             ae,
             data,
             protocol,
-            device,
+            dev,
             epochs=protocol.finetune_epochs,
             lr=point.finetune_lr,
             patience=protocol.patience,
         )
         log(
-            f"{tag} fine-tuned {point_text(model, point)}: val error "
+            f"[{model} {i + 1}/{len(grid)}] fine-tuned {point_text(model, point)}: val error "
             f"{100 * result.val_error:.2f}% (best epoch {result.best_epoch}/{result.epochs_run}) "
             f"in {fmt_time(result.seconds)}"
         )
@@ -175,16 +201,36 @@ def run_model(
             "finetune_seconds": round(result.seconds, 1),
             **stats,
         }
-        points.append(entry)
-        trained.append((result.val_error, classifier, ae))
+        points.append((i, entry, result.val_error, classifier))
+    return ValueResult(model, value, ae, stats, points, time.perf_counter() - start)
+
+
+def finish_model(
+    model: str,
+    protocol: Protocol,
+    device: str,
+    values: list[ValueResult],
+    *,
+    data: Split,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Select ``model``'s grid point, fine-tune it once more, test it: the table's row."""
+    start = time.perf_counter()
+    dev = torch.device(device)
+    grid = protocol.grids[model]
+    knob = KNOBS[model]
+    by_index = {
+        i: (entry, error, clf, r.autoencoder) for r in values for i, entry, error, clf in r.points
+    }
+    assert sorted(by_index) == list(range(len(grid)))
+    points = [by_index[i][0] for i in range(len(grid))]
     index = select_point(
-        [error for error, _, _ in trained],
+        [by_index[i][1] for i in range(len(grid))],
         [point.value for point in grid],
         n_val=int(data.X_val.shape[0]),
         rule=protocol.selection,
     )
-    val_error, classifier, ae = trained[index]
-    chosen = points[index]
+    chosen, val_error, classifier, ae = by_index[index]
     chosen["selected_by_validation"] = True
     selection_val_error = val_error
     best_epoch = chosen["best_epoch"]
@@ -195,7 +241,7 @@ def run_model(
             ae,
             data,
             protocol,
-            device,
+            dev,
             epochs=protocol.final_epochs,
             lr=protocol.final_lr,
             patience=0,  # dropout makes the validation error noisy: keep the best epoch
@@ -228,6 +274,8 @@ def run_model(
     )
     paper = PAPER_TABLE1[model]
     selected = {k: chosen[k] for k in ((knob,) if knob else ()) + ("finetune_lr",)}
+    # Everything this row took, wherever its parts ran.
+    wall = sum(r.seconds for r in values) + time.perf_counter() - start
     row = {
         "model": model,
         "test_error": round(100 * err, 2),
@@ -242,7 +290,7 @@ def run_model(
         "paper_sat": paper.sat,
         "probe_test_error": round(100 * probe.error, 2),
         "best_epoch": best_epoch,
-        "wall_seconds": round(time.perf_counter() - start, 1),
+        "wall_seconds": round(wall, 1),
         "protocol": protocol.name,
         "selection": protocol.selection,
         "grid": points,
@@ -255,6 +303,55 @@ def run_model(
         f"{fmt_time(row['wall_seconds'])}"
     )
     return row
+
+
+def _grid_values(protocol: Protocol, model: str) -> list[float | None]:
+    """The distinct values of ``model``'s grid, in grid order: one pre-training each."""
+    return list(dict.fromkeys(point.value for point in protocol.grids[model]))
+
+
+def run_models(
+    protocol: Protocol, data: Split, device: torch.device, log: Callable[[str], None], jobs: int
+) -> Iterator[dict[str, Any]]:
+    """Every model's row, yielded as each is finished.
+
+    The unit of work is one grid value (pre-training and its fine-tunings), not one model,
+    so that ``jobs`` processes stay busy until the end. A model whose values are all done
+    has its final fine-tuning started before any further grid value, so rows come out early.
+    With ``jobs == 1`` everything runs here, model by model. Each task seeds itself, so the
+    rows do not depend on ``jobs`` or on which process ran what.
+    """
+    if jobs == 1:
+        for model in protocol.models:
+            values = [
+                pretrain_value(model, v, protocol, str(device), data=data, log=log)
+                for v in _grid_values(protocol, model)
+            ]
+            yield finish_model(model, protocol, str(device), values, data=data, log=log)
+        return
+    queue = [(m, v) for m in protocol.models for v in _grid_values(protocol, m)]
+    results: dict[str, list[ValueResult]] = {m: [] for m in protocol.models}
+    ready: list[str] = []  # models whose grid values are all done
+    with WorkerPool(data, jobs, log) as pool:
+        running: dict[Future[Any], str] = {}  # task -> its model
+        while queue or ready or running:
+            while len(running) < jobs and (ready or queue):
+                if ready:
+                    model = ready.pop(0)
+                    task = pool.submit(finish_model, model, protocol, str(device), results[model])
+                else:
+                    model, value = queue.pop(0)
+                    task = pool.submit(pretrain_value, model, value, protocol, str(device))
+                running[task] = model
+            for task in pool.wait(running):
+                model = running.pop(task)
+                result = task.result()  # a worker's exception is raised here
+                if isinstance(result, ValueResult):
+                    results[model].append(result)
+                    if len(results[model]) == len(_grid_values(protocol, model)):
+                        ready.append(model)
+                else:
+                    yield result
 
 
 def _environment(device: torch.device, jobs: int) -> dict[str, Any]:
@@ -330,7 +427,8 @@ def run_table1(
     dev = resolve_device(device)
     if jobs is None:
         jobs = torch.get_num_threads() if dev.type == "cpu" else 1
-    jobs = min(jobs, len(protocol.models))
+    # At most one process per grid value: more would have nothing to do.
+    jobs = min(jobs, sum(len(_grid_values(protocol, m)) for m in protocol.models))
     out_dir = check_output_dir(out)
     # One writer per output folder: a second run into it is refused, not interleaved.
     with RunLock(out_dir):
@@ -367,13 +465,7 @@ def run_table1(
         if changed:
             log(f"table1 ({protocol.name}) shortens the full protocol: {'; '.join(changed)}")
         rows: list[dict[str, Any]] = []
-        if jobs == 1:
-            finished: Iterator[dict[str, Any]] = (
-                run_model(model, protocol, data, dev, log) for model in protocol.models
-            )
-        else:
-            finished = run_in_processes(run_model, protocol, data, dev, log, jobs)
-        for row in finished:
+        for row in run_models(protocol, data, dev, log, jobs):
             rows.append(row)
             rows.sort(key=lambda r: MODELS.index(r["model"]))  # table order, whoever finished first
             meta["total_seconds"] = round(time.perf_counter() - start, 1)

@@ -247,16 +247,28 @@ def differences(protocol: Protocol) -> list[str]:
     return protocol_differences(protocol, FULL, point_text)
 
 
-def _model_seconds(protocol: Protocol, model: str) -> float:
-    """Planned seconds of one model's row (every grid point, the final fine-tuning, the probe)."""
+def _task_seconds(protocol: Protocol) -> tuple[list[tuple[str, float]], dict[str, float]]:
+    """Planned seconds of every grid-value task (in the runner's order) and of each model's
+    finishing task (the final fine-tuning and the probe)."""
     scale = protocol.train_size * protocol.hidden / (50_000 * 1000)
-    grid = protocol.grids[model]
-    return (
-        len({p.value for p in grid}) * protocol.pretrain_epochs * _PRETRAIN_EPOCH_S * scale
-        + len(grid) * protocol.finetune_epochs * _FINETUNE_EPOCH_S * scale
-        + protocol.final_epochs * _FINAL_EPOCH_S * scale
+    values = []
+    for model in protocol.models:
+        grid = protocol.grids[model]
+        for value in dict.fromkeys(p.value for p in grid):
+            n_points = sum(1 for p in grid if p.value == value)
+            values.append(
+                (
+                    model,
+                    protocol.pretrain_epochs * _PRETRAIN_EPOCH_S * scale
+                    + n_points * protocol.finetune_epochs * _FINETUNE_EPOCH_S * scale,
+                )
+            )
+    finish = {
+        model: protocol.final_epochs * _FINAL_EPOCH_S * scale
         + _PROBE_S * protocol.probe_size / 10_000
-    )
+        for model in protocol.models
+    }
+    return values, finish
 
 
 def planned_seconds(protocol: Protocol, *, jobs: int = 1, cores: int = 2) -> float:
@@ -265,26 +277,46 @@ def planned_seconds(protocol: Protocol, *, jobs: int = 1, cores: int = 2) -> flo
     Counts each distinct pre-training once, every fine-tuning of the grid at its full
     ``finetune_epochs`` (early stopping only makes it shorter) and the final fine-tuning.
     Per-epoch costs were measured on 50000 images with 1000 hidden units, one torch thread
-    per process, and scale with ``train_size * hidden``. With ``jobs`` processes the models
-    are handed out in table order to whichever process is free first, as :func:`run_table1`
-    does, and the plan is the time the last one finishes. With more processes than
-    ``cores``, the operating system shares the cores among them, and the plan is the total
-    work over the cores (or the longest model, if that is longer), times the slowdown this
-    sharing was measured to cost (1.4 with five processes on 2 cores).
+    per process, and scale with ``train_size * hidden``. With ``jobs`` processes the plan
+    replays the runner's schedule: grid values are handed out in table order to whichever
+    process is free first, and a model whose values are all done has its final fine-tuning
+    handed out before any further value; the plan is the time the last task ends. With more
+    processes than ``cores``, the operating system shares the cores among them, and the plan
+    is the total work over the cores (or the longest model, if that is longer), times the
+    slowdown this sharing was measured to cost (1.4 with five processes on 2 cores).
 
     Examples
     --------
     >>> round(planned_seconds(FULL, jobs=2) / 60, 1)
-    78.5
+    73.3
     >>> planned_seconds(QUICK, jobs=2) < 600
     True
     """
-    alone = _ALONE if jobs == 1 else 1.0
-    seconds = [alone * _model_seconds(protocol, model) for model in protocol.models]
+    values, finish = _task_seconds(protocol)
+    if jobs == 1:
+        return _ALONE * (sum(cost for _, cost in values) + sum(finish.values()))
     if jobs > cores:
-        return _OVERSUBSCRIBED * max(sum(seconds) / cores, max(seconds))
-    free_at = [0.0] * max(1, jobs)  # when each process is next free
-    for model_seconds in seconds:
-        first = min(range(len(free_at)), key=free_at.__getitem__)
-        free_at[first] += model_seconds
+        per_model = {m: finish[m] + sum(c for v, c in values if v == m) for m in finish}
+        return _OVERSUBSCRIBED * max(sum(per_model.values()) / cores, max(per_model.values()))
+    free_at = [0.0] * jobs  # when each process is next free
+    left = {m: sum(1 for v, _ in values if v == m) for m in finish}
+    ends: dict[str, float] = dict.fromkeys(finish, 0.0)  # when a model's last value ends
+    ready: list[tuple[float, str]] = []  # (ready at, model) of finishing tasks not yet run
+    queue = list(values)
+    while queue or ready:
+        worker = min(range(jobs), key=free_at.__getitem__)
+        now = free_at[worker]
+        due = [r for r in ready if r[0] <= now]
+        if due:
+            ready.remove(due[0])
+            free_at[worker] = now + finish[due[0][1]]
+        elif queue:
+            model, cost = queue.pop(0)
+            free_at[worker] = now + cost
+            ends[model] = max(ends[model], free_at[worker])
+            left[model] -= 1
+            if left[model] == 0:
+                ready.append((ends[model], model))
+        else:  # idle until the next model is ready to finish
+            free_at[worker] = min(at for at, _ in ready)
     return max(free_at)
