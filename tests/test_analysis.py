@@ -6,10 +6,8 @@ float64, independently of the code under test; closed forms are written out in t
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +18,7 @@ from contractive import analysis
 from contractive.analysis import (
     Analysis,
     ContractionCurve,
-    add_sample_arguments,
     analyze,
-    cmd_sample,
     contraction_ratio,
     default_radii,
     encoder_jacobian,
@@ -35,10 +31,8 @@ from contractive.analysis import (
     singular_values,
     tangent_directions,
 )
-from contractive.config import Config
 from contractive.exceptions import ConfigError
 from contractive.nn import Autoencoder, conv_autoencoder, mlp_autoencoder
-from contractive.workflow import train_run
 
 DT = torch.float64
 
@@ -397,76 +391,6 @@ def test_errors_name_the_parameter_and_the_value() -> None:
         saturation("model", x)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"'batch_size' parameter must be an int .*Got 0"):
         jacobian_spectrum(model, x, batch_size=0)
-
-
-# ---------------------------------------------------------------------------------------------
-# The `contractive sample` command, through its own small parser.
-
-
-def _sample_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="contractive sample")
-    add_sample_arguments(parser)
-    return parser
-
-
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "cae"
-    train_run(Config(data="digits", hidden=[16], epochs=1), out, quiet=True, plots=False)
-    return out
-
-
-def test_cmd_sample_writes_npy_and_png(
-    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "samples"
-    args = _sample_parser().parse_args(
-        [str(digits_run), "--out", str(out), "--steps", "3", "--chains", "2", "--sigma", "0.2"]
-    )
-    assert cmd_sample(args) == 0
-    chain = np.load(out / "samples.npy")
-    assert chain.shape == (4, 2, 64)
-    assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Wrote 2 chains of 3 steps from digits" in capsys.readouterr().out
-    # Same seed, same chains.
-    again = tmp_path / "again"
-    args = _sample_parser().parse_args(
-        [str(digits_run), "--out", str(again), "--steps", "3", "--chains", "2", "--sigma", "0.2"]
-    )
-    cmd_sample(args)
-    np.testing.assert_array_equal(np.load(again / "samples.npy"), chain)
-
-
-def test_cmd_sample_on_tabular_data_writes_only_the_array(
-    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    data = tmp_path / "x.npy"
-    np.save(data, np.random.default_rng(0).random((30, 6)).astype(np.float32))
-    run = tmp_path / "tab"
-    train_run(Config(data=str(data), hidden=[3], epochs=1), run, quiet=True)
-    args = _sample_parser().parse_args([str(run), "--out", str(tmp_path / "s"), "--steps", "2"])
-    assert cmd_sample(args) == 0
-    assert np.load(tmp_path / "s" / "samples.npy").shape == (3, 8, 6)
-    assert not (tmp_path / "s" / "samples.png").exists()
-    assert "not images" in capsys.readouterr().out
-
-
-def test_sample_parser_refuses_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = _sample_parser()
-    with pytest.raises(SystemExit):
-        parser.parse_args(["run", "--out", "o", "--sigma", "-0.1"])
-    assert "expected a finite number >= 0, got '-0.1'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        parser.parse_args(["run", "--out", "o", "--steps", "0"])
-    assert "expected a positive integer, got '0'" in capsys.readouterr().err
-
-
-def test_cmd_sample_refuses_a_file_as_out(digits_run: Path, tmp_path: Path) -> None:
-    target = tmp_path / "file"
-    target.write_text("x")
-    args = _sample_parser().parse_args([str(digits_run), "--out", str(target)])
-    with pytest.raises(ConfigError, match="exists and is not a folder"):
-        cmd_sample(args)
 
 
 def test_module_exports_are_documented() -> None:

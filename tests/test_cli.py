@@ -1,7 +1,12 @@
-"""The contractive command: options from Config, one-line errors, exit statuses."""
+"""The contractive command (contractive.cli, .cli.common, .cli.train): options from Config,
+the shared data options, one-line errors, exit statuses; train, info, encode, reconstruct.
+
+``sample`` and ``report`` have their own files: tests/test_cli_analysis.py, test_cli_report.py.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -12,7 +17,8 @@ import numpy as np
 import pytest
 
 from cli_helpers import cli_error, expect
-from contractive.cli import main
+from contractive.cli import analysis, main, report, train
+from contractive.cli.common import UsageError, report_error
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -67,10 +73,11 @@ def test_quiet_prints_no_progress(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_every_config_field_is_a_flag() -> None:
-    from contractive.cli import _build_parser
     from contractive.config import Config
 
-    help_text = _build_parser()._subparsers._group_actions[0].choices["train"].format_help()  # type: ignore[union-attr]
+    parser = argparse.ArgumentParser(prog="contractive train")
+    train.COMMANDS["train"].add_arguments(parser)
+    help_text = parser.format_help()
     for name in Config.field_names():
         assert "--" + name.replace("_", "-") in help_text
 
@@ -276,3 +283,96 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr == f"contractive: error: No such run folder: {tmp_path / 'x'}\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The data options and the run-data loader, shared by encode, reconstruct, sample and report.
+
+
+def _options(command: str) -> dict[str, argparse.Action]:
+    commands = {**train.COMMANDS, **analysis.COMMANDS, **report.COMMANDS}
+    parser = argparse.ArgumentParser()
+    commands[command].add_arguments(parser)
+    return {a.option_strings[0]: a for a in parser._actions if a.option_strings}
+
+
+def test_data_options_are_the_same_for_every_command() -> None:
+    for command in ("encode", "reconstruct", "sample", "report"):
+        options = _options(command)
+        assert options["--data"].default is None
+        assert options["--data-dir"].default is None
+        assert options["--split"].default == "test"
+        assert options["--split"].choices == ("train", "test", "all")
+    encode = _options("encode")
+    for command in ("reconstruct", "sample"):
+        for flag in ("--data", "--data-dir", "--split"):
+            assert _options(command)[flag].help == encode[flag].help
+    assert "(default: the first run's data)" in str(_options("report")["--data"].help)
+    # --label-column: for encode and reconstruct only, as before.
+    assert "--label-column" in _options("reconstruct")
+    assert "--label-column" not in _options("sample")
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run trained on a CSV file whose first column holds labels."""
+    folder = tmp_path_factory.mktemp("labelled")
+    rng = np.random.default_rng(0)
+    rows = np.column_stack([np.arange(40) % 3, rng.random((40, 5))])
+    np.savetxt(folder / "t.csv", rows, delimiter=",", header="label,a,b,c,d,e", comments="")
+    argv = ["train", "--data", folder / "t.csv", "--label-column", "label", "--out", folder / "run"]
+    assert main([*map(str, argv), "--hidden", "3", "--epochs", "1", "--quiet"]) == 0
+    return folder / "run"
+
+
+def test_encode_reads_the_runs_label_column_on_its_own_data(
+    labelled_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "codes.npz"
+    code, stdout, err = _run(capsys, "encode", str(labelled_run), "--out", str(out))
+    assert code == 0, err
+    assert stdout == f"Wrote codes 40 x 3 to {out}\n"
+    with np.load(out) as z:
+        assert z["X"].shape == (40, 3)
+        np.testing.assert_array_equal(z["y"], np.arange(40) % 3)
+    # Given by index, as a string of digits.
+    csv = str(labelled_run.parent / "t.csv")
+    code, _, err = _run(
+        capsys, "encode", str(labelled_run), "--data", csv, "--label-column", "0", "--out", str(out)
+    )
+    assert code == 0, err
+    # A label column does not apply to a built-in dataset: a usage error, as before.
+    message = cli_error(
+        capsys,
+        "encode",
+        labelled_run,
+        "--data",
+        "digits",
+        "--label-column",
+        "0",
+        "--out",
+        out,
+        status=2,
+    )
+    assert message == "label_column applies to .csv and .npz files, not to the digits dataset"
+
+
+def test_builtin_names_are_case_insensitive_for_split(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "codes.npy"
+    code, stdout, err = _run(capsys, "encode", str(trained), "--data", "Digits", "--out", str(out))
+    assert code == 0, err
+    assert "Wrote codes 360 x 12" in stdout  # the test split, as for "digits"
+
+
+def test_report_error_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert report_error(UsageError("bad")) == 2
+    assert capsys.readouterr().err == "contractive: error: bad\n"
+    assert report_error(OSError("disk full")) == 1
+    assert capsys.readouterr().err == "contractive: error: disk full\n"
+    assert report_error(RuntimeError("")) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "contractive: error: unexpected RuntimeError: RuntimeError (run with --debug for details)\n"
+    )

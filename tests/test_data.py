@@ -25,7 +25,9 @@ from contractive.data import (
     check_unit_interval,
     default_data_dir,
     download_file,
+    draw_indices,
     load_dataset,
+    parse_label_column,
     read_idx,
     train_validation_split,
 )
@@ -641,6 +643,42 @@ def test_train_validation_split_depends_on_seed() -> None:
     assert not np.array_equal(a, b)
     perm = np.random.default_rng(0).permutation(100)
     np.testing.assert_array_equal(a, np.sort(perm[70:]))
+
+
+def test_draw_indices() -> None:
+    idx = draw_indices(100, 10, seed=4)
+    assert idx.shape == (10,)
+    assert (np.diff(idx) > 0).all()  # sorted and distinct
+    np.testing.assert_array_equal(draw_indices(100, 10, seed=4), idx)
+    assert not np.array_equal(draw_indices(100, 10, seed=5), idx)
+    np.testing.assert_array_equal(draw_indices(3, 10, seed=0), [0, 1, 2])  # all of them
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", 3),
+        ("-1", -1),
+        ("007", 7),
+        (2, 2),
+        (None, None),
+        ("label", "label"),
+        ("+3", "+3"),  # left to load_dataset, which reads it as a header name first
+        (" 3", " 3"),
+        ("--3", "--3"),
+        ("3.0", "3.0"),
+        ("", ""),
+    ],
+)
+def test_parse_label_column(value: object, expected: object) -> None:
+    assert parse_label_column(value) == expected  # type: ignore[arg-type]
+
+
+def test_label_column_given_as_text_is_an_index(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.zeros((4, 2), dtype=np.float32), y=np.arange(4))
+    with pytest.raises(ConfigError, match="label_column names the label array; got the index 1"):
+        load_dataset(path, label_column=parse_label_column("1"))
 
 
 def test_train_validation_split_errors() -> None:

@@ -1,12 +1,10 @@
 """Tests of contractive.report: reports rendered from tiny runs trained here, image and tabular.
 
-The command is exercised through ``add_report_arguments`` + ``cmd_report`` on a small argparse
-parser, as ``contractive report`` wires them.
+The ``contractive report`` command itself is tested in ``tests/test_cli_report.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import re
 from pathlib import Path
@@ -16,24 +14,12 @@ import pytest
 
 from contractive.config import Config
 from contractive.exceptions import ConfigError, DataError
-from contractive.report import (
-    Report,
-    add_report_arguments,
-    cmd_report,
-    format_table,
-    write_report,
-)
+from contractive.report import Report, format_table, write_report
 from contractive.workflow import train_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SHARED = ("contraction", "spectrum", "training")
 PER_RUN = ("filters", "reconstructions", "tangents", "samples")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="contractive report")
-    add_report_arguments(parser)
-    return parser
 
 
 def _embedded(page: str) -> dict[str, bytes]:
@@ -60,11 +46,8 @@ def image_report(
     digits_runs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("report")
-    args = _parser().parse_args(
-        [*map(str, digits_runs), "--out", str(out), "--n-points", "60", "--seed", "1"]
-    )
-    assert cmd_report(args) == 0
-    return out, (out / "report.html").read_text(encoding="utf-8")
+    report = write_report(digits_runs, out, n_points=60, seed=1)
+    return out, report.path.read_text(encoding="utf-8")
 
 
 def test_image_report_embeds_every_figure(image_report: tuple[Path, str]) -> None:
@@ -115,10 +98,9 @@ def tabular_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_tabular_report_has_the_shared_figures_only(
-    tabular_runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tabular_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    args = _parser().parse_args([*map(str, tabular_runs), "--out", str(tmp_path)])
-    assert cmd_report(args) == 0
+    write_report(tabular_runs, tmp_path)
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     figures = _embedded(page)
     assert set(figures) == set(SHARED)
@@ -129,14 +111,7 @@ def test_tabular_report_has_the_shared_figures_only(
     assert re.search(r"\d+\.\d+%", rows[1])
     assert '<td class="num">n/a</td>' in rows[2]
     assert "SAT is undefined for ReLU codes: it needs a bounded (sigmoid or tanh) code." in page
-    assert "(whole file), 120 points" in page  # all of them: fewer than --n-points
-    # The command prints the table (without the long model/objective columns) and the path.
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["run", "epochs", "val", "recon"]
-    assert lines[1].startswith("sig ")
-    assert lines[2].startswith("relu ")
-    assert "n/a" in lines[2]
-    assert lines[3] == f"Wrote {tmp_path / 'report.html'}"
+    assert "(whole file), 120 points" in page  # all of them: fewer than n_points
 
 
 def test_report_is_deterministic_and_labels_are_unique(
@@ -175,14 +150,3 @@ def test_report_errors(
     npy = str(tabular_runs[0].parent / "x.npy")
     with pytest.raises(DataError, match="X has 10 features, but the model in .* trained on 64"):
         write_report([digits_runs[0]], tmp_path / "other", data=npy)
-
-
-def test_report_parser(capsys: pytest.CaptureFixture[str]) -> None:
-    args = _parser().parse_args(["a", "b", "--out", "o", "--data", "mnist", "--data-dir", "d"])
-    assert (args.runs, args.out, args.data, args.data_dir) == (["a", "b"], "o", "mnist", "d")
-    assert (args.split, args.n_points, args.spectrum_points, args.seed) == ("test", 500, 200, 0)
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["a", "--out", "o", "--n-points", "0"])
-    assert "expected a positive integer, got '0'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["--out", "o"])

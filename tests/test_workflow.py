@@ -10,7 +10,7 @@ import pytest
 
 from contractive import Config, load_run, resume_run, train_run
 from contractive.exceptions import CheckpointError, ConfigError, DataError
-from contractive.workflow import prepare_data
+from contractive.workflow import load_run_data, prepare_data
 
 
 def _cfg(**kw: object) -> Config:
@@ -88,6 +88,45 @@ def test_csv_label_column_is_not_a_feature(tmp_path: Path) -> None:
     np.savetxt(data, rows, delimiter=",", header="label,a,b,c,d", comments="")
     prepared = prepare_data(_cfg(data=str(data), label_column="label"))
     assert prepared.meta["n_features"] == 4
+
+
+def test_load_run_data_defaults_to_the_runs_data(tmp_path: Path) -> None:
+    data = tmp_path / "x.csv"
+    rng = np.random.default_rng(0)
+    rows = np.column_stack([np.arange(30) % 3, rng.random((30, 4))])
+    np.savetxt(data, rows, delimiter=",", header="label,a,b,c,d", comments="")
+    run = train_run(
+        _cfg(data=str(data), label_column="label", epochs=1), tmp_path / "r", quiet=True
+    )
+    ds = load_run_data(run)  # a file: whole, with the run's label column
+    assert ds.X.shape == (30, 4)
+    np.testing.assert_array_equal(ds.y, np.arange(30) % 3)
+    by_index = load_run_data(run, str(data), label_column="0")
+    np.testing.assert_array_equal(by_index.X, ds.X)
+    # Other data: no label column unless given.
+    other = tmp_path / "y.csv"
+    np.savetxt(other, rows, delimiter=",", header="label,a,b,c,d", comments="")
+    assert load_run_data(run, str(other)).X.shape == (30, 5)
+    assert load_run_data(run, str(other), label_column="label").X.shape == (30, 4)
+
+
+def test_load_run_data_on_built_in_data(tmp_path: Path) -> None:
+    run = train_run(_cfg(epochs=1), tmp_path / "r", quiet=True, plots=False)
+    assert load_run_data(run).X.shape == (360, 64)  # digits, test split
+    assert load_run_data(run, " Digits", split="train").X.shape == (1437, 64)
+    assert load_run_data(run, split="all").name == "digits"
+    with pytest.raises(ConfigError, match="not to the digits dataset"):
+        load_run_data(run, label_column=0)
+
+
+def test_load_run_data_does_not_refit_minmax_scaling(tmp_path: Path) -> None:
+    data = tmp_path / "x.npy"
+    raw = (10 * np.random.default_rng(0).random((40, 3)) + 5).astype(np.float32)
+    np.save(data, raw)
+    run = train_run(_cfg(data=str(data), scale="minmax", loss="mse"), tmp_path / "r", quiet=True)
+    ds = load_run_data(run)
+    np.testing.assert_array_equal(ds.X, raw)  # raw values: Run.prepare replays the scaling
+    assert float(run.prepare(ds.X).min()) >= 0.0
 
 
 def test_mmap_training(tmp_path: Path) -> None:

@@ -44,25 +44,25 @@ Sampling (Rifai, Bengio, Dauphin and Vincent, ICML 2012)
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._argtypes import non_negative_float, non_negative_int, positive_int
 from .exceptions import ConfigError
 from .nn import Autoencoder
-from .penalties import _derivative, _exact_jacobian, _flatten, analytic_supported, jacobian_penalty
-from .validation import check_int, check_output_dir, check_real, parameter_error
-
-if TYPE_CHECKING:
-    from .data import Dataset
-    from .runs import Run
+from .penalties import (
+    activation_derivative,
+    analytic_supported,
+    exact_jacobian,
+    flatten_sequential,
+    jacobian_penalty,
+)
+from .validation import check_int, check_real, parameter_error
 
 __all__ = [
     "DEFAULT_SIGMA",
@@ -71,9 +71,8 @@ __all__ = [
     "Analysis",
     "ContractionCurve",
     "Tangents",
-    "add_sample_arguments",
     "analyze",
-    "cmd_sample",
+    "code_activation",
     "contraction_ratio",
     "default_radii",
     "encoder_jacobian",
@@ -146,7 +145,7 @@ def _as_batch(x: ArrayLike, module: nn.Module, *, name: str = "x") -> Tensor:
 
 def _dense_layer(encoder: nn.Module) -> tuple[nn.Linear, nn.Module | None] | None:
     """``(linear, activation)`` when the encoder is exactly Linear [+ elementwise activation]."""
-    modules = list(_flatten(encoder))
+    modules = list(flatten_sequential(encoder))
     if not modules or type(modules[0]) is not nn.Linear or len(modules) > 2:
         return None
     linear = modules[0]
@@ -154,13 +153,7 @@ def _dense_layer(encoder: nn.Module) -> tuple[nn.Linear, nn.Module | None] | Non
     if len(modules) == 1:
         return linear, None
     act = modules[1]
-    return (linear, act) if _derivative(act) is not None else None
-
-
-def _code_activation(encoder: nn.Module) -> nn.Module | None:
-    """The module that produces the code (the encoder's last leaf module)."""
-    modules = list(_flatten(encoder))
-    return modules[-1] if modules else None
+    return (linear, act) if activation_derivative(act) is not None else None
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -227,11 +220,11 @@ def encoder_jacobian(model: ModelLike, x: ArrayLike) -> Tensor:
             if act is None:
                 return weight.expand(xb.shape[0], -1, -1).clone()
             a = linear(xb)  # (B, d_h)
-            deriv = _derivative(act)
+            deriv = activation_derivative(act)
             assert deriv is not None
             s = deriv(act, a, act(a))  # (B, d_h): s'(a)
             return s[:, :, None] * weight[None]  # (B, d_h, d_x)
-        jac, _ = _exact_jacobian(encoder, xb)
+        jac, _ = exact_jacobian(encoder, xb)
     return jac.detach()
 
 
@@ -278,6 +271,25 @@ def mean_jacobian_norm(model: ModelLike, X: ArrayLike, *, batch_size: int = 256)
     return total / xb.shape[0]
 
 
+def code_activation(model: ModelLike) -> nn.Module | None:
+    """The module that produces the code: the encoder's last module (nested Sequentials opened).
+
+    Its type decides how :func:`saturation` reads the code (``None`` for an empty encoder).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from contractive.nn import mlp_autoencoder
+    >>> code_activation(mlp_autoencoder([6, 4], activation="tanh"))
+    Tanh()
+    >>> code_activation(nn.Sequential(nn.Linear(4, 3), nn.ReLU()))
+    ReLU()
+    """
+    encoder, _ = _parts(model)
+    modules = list(flatten_sequential(encoder))
+    return modules[-1] if modules else None
+
+
 def saturation(model: ModelLike, X: ArrayLike, *, batch_size: int = 1024) -> float | None:
     """SAT: the fraction of code units that are saturated, over all samples.
 
@@ -312,7 +324,7 @@ def saturation(model: ModelLike, X: ArrayLike, *, batch_size: int = 1024) -> flo
     """
     batch_size = check_int("batch_size", batch_size, low=1)
     encoder, prepare = _parts(model)
-    act = _code_activation(encoder)
+    act = code_activation(encoder)
     if type(act) not in (nn.Sigmoid, nn.Tanh):
         return None
     xb = _as_batch(X, encoder, name="X")
@@ -585,7 +597,7 @@ def _code_and_jjt(encoder: nn.Module, x: Tensor, alpha: Tensor) -> tuple[Tensor,
         if act is None:
             return a, (alpha @ weight) @ weight.t()
         h = act(a)
-        deriv = _derivative(act)
+        deriv = activation_derivative(act)
         assert deriv is not None
         s = deriv(act, a, h)  # (B, d_h)
         jt_alpha = (s * alpha) @ weight  # (B, d_x): J^T alpha
@@ -791,141 +803,3 @@ def analyze(
         spectrum=jacobian_spectrum(model, xb[:n_spec], batch_size=batch_size),
         spectrum_points=n_spec,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Data for a run (shared with the report) and the ``contractive sample`` command.
-
-
-def _add_data_arguments(parser: argparse.ArgumentParser, *, whose: str = "the run's") -> None:
-    parser.add_argument(
-        "--data",
-        metavar="SRC",
-        default=None,
-        help=f"digits, mnist, fashion-mnist or a .npy/.npz/.csv path (default: {whose} data)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        default=None,
-        help="folder holding the dataset files (default: the run's)",
-    )
-    parser.add_argument(
-        "--split",
-        choices=("train", "test", "all"),
-        default="test",
-        help="which split of a built-in dataset (default: test); files are used whole",
-    )
-
-
-def _load_run_data(
-    run: Run, source: str | None, data_dir: str | None, split: str
-) -> tuple[Dataset, str]:
-    """The dataset to analyse a run on, scaled as the run was trained (not yet ``prepare``d)."""
-    from .data import DATASETS, load_dataset
-
-    source = source or run.config.data
-    data_dir = data_dir if data_dir is not None else run.config.data_dir
-    # Min-max scaling is replayed from the run by Run.prepare, not refitted here.
-    scale = "none" if run.config.scale == "minmax" else run.config.scale
-    builtin = source.strip().lower() in DATASETS
-    label: str | int | None = run.config.label_column if source == run.config.data else None
-    if isinstance(label, str) and label.lstrip("-").isdigit():
-        label = int(label)
-    ds = load_dataset(
-        source,
-        split=split if builtin else "all",
-        data_dir=data_dir,
-        scale=scale,
-        label_column=None if builtin else label,
-    )
-    return ds, source
-
-
-def _pick(n_samples: int, n: int, seed: int) -> np.ndarray:
-    """``min(n, n_samples)`` distinct indices drawn with ``seed``, sorted."""
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_samples, size=min(n, n_samples), replace=False))
-
-
-def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``contractive sample RUN --out DIR`` to ``parser``.
-
-    Examples
-    --------
-    >>> import argparse
-    >>> p = argparse.ArgumentParser()
-    >>> add_sample_arguments(p)
-    >>> p.parse_args(["runs/demo", "--out", "s", "--steps", "3"]).steps
-    3
-    """
-    parser.add_argument("run", metavar="RUN", help="run folder")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the samples")
-    _add_data_arguments(parser)
-    parser.add_argument(
-        "--sigma",
-        type=non_negative_float,
-        default=DEFAULT_SIGMA,
-        help=f"std of the code-space noise alpha (default: {DEFAULT_SIGMA:g})",
-    )
-    parser.add_argument(
-        "--steps",
-        type=positive_int,
-        default=DEFAULT_STEPS,
-        metavar="N",
-        help=f"chain steps (default: {DEFAULT_STEPS})",
-    )
-    parser.add_argument(
-        "--chains",
-        type=positive_int,
-        default=8,
-        metavar="N",
-        help="chains, each from its own data point (default: 8)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="seed of the starting points and the noise (default: 0)",
-    )
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    """``contractive sample``: write ``samples.npy`` and (image data) ``samples.png``.
-
-    ``samples.npy`` holds the chains as ``(steps + 1, chains, n_features)`` float32, in the
-    model's scaled input space; row 0 holds the starting points, drawn from the data with
-    ``--seed``.
-
-    Returns
-    -------
-    int
-        0 on success; errors are raised for the command line's handler.
-    """
-    import io
-
-    from .runs import atomic_write_bytes, load_run
-
-    run = load_run(args.run)
-    ds, source = _load_run_data(run, args.data, args.data_dir, args.split)
-    out = check_output_dir(args.out)
-    x0 = run.prepare(ds.X[_pick(ds.n_samples, args.chains, args.seed)])
-    chain = sample_chain(run.model, x0, sigma=args.sigma, steps=args.steps, seed=args.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.save(buffer, chain)
-    atomic_write_bytes(out / "samples.npy", buffer.getvalue())
-    print(
-        f"Wrote {chain.shape[1]} chains of {chain.shape[0] - 1} steps from {source} "
-        f"to {out / 'samples.npy'}"
-    )
-    shape = run.meta.get("image_shape")
-    if shape:
-        from .plots import plot_samples
-
-        plot_samples(chain, tuple(shape), out / "samples.png")
-        print(f"Wrote {out / 'samples.png'}")
-    else:
-        print("No samples.png: the run's data are not images.")
-    return 0

@@ -28,6 +28,7 @@ import gzip
 import hashlib
 import math
 import os
+import re
 import sys
 import warnings
 import zipfile
@@ -49,7 +50,9 @@ __all__ = [
     "check_unit_interval",
     "default_data_dir",
     "download_file",
+    "draw_indices",
     "load_dataset",
+    "parse_label_column",
     "read_idx",
     "train_validation_split",
 ]
@@ -371,6 +374,27 @@ def load_dataset(
     return Dataset(X=X, y=y, image_shape=image_shape, name=text)
 
 
+def parse_label_column(value: str | int | None) -> str | int | None:
+    """A label column given as text (config, command line) as :func:`load_dataset` takes it.
+
+    Text that is a whole number (digits, with an optional leading minus sign) is a column
+    index; any other text is a column name (``.csv`` header) or an array name (``.npz``).
+    Config files and ``--label-column`` give text, so ``"3"`` reaches ``load_dataset`` as the
+    index ``3``: for a ``.npz`` file that is refused with a clear message, rather than looked
+    up as an array named ``"3"``.
+
+    Examples
+    --------
+    >>> parse_label_column("3"), parse_label_column("-1"), parse_label_column(2)
+    (3, -1, 2)
+    >>> parse_label_column("label"), parse_label_column(None)
+    ('label', None)
+    """
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+        return int(value)
+    return value
+
+
 def check_unit_interval(X: np.ndarray, name: str) -> None:
     """Raise :class:`DataError` if any value of ``X`` lies outside [0, 1].
 
@@ -446,6 +470,24 @@ def train_validation_split(
     perm = np.random.default_rng(seed).permutation(int(n)).astype(np.int64)
     n_train = int(n) - n_val
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
+
+
+def draw_indices(n_samples: int, n: int, seed: int) -> np.ndarray:
+    """``min(n, n_samples)`` distinct indices of ``range(n_samples)`` drawn at random, sorted.
+
+    How the report and ``contractive sample`` pick their points:
+    ``np.random.default_rng(seed).choice`` without replacement, so equal seeds pick equal
+    points; all of them when there are at most ``n``.
+
+    Examples
+    --------
+    >>> draw_indices(10, 3, seed=0)
+    array([5, 6, 9])
+    >>> draw_indices(4, 10, seed=0)
+    array([0, 1, 2, 3])
+    """
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_samples, size=min(n, n_samples), replace=False))
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:

@@ -57,8 +57,11 @@ __all__ = [
     "AUTO_EXACT_MAX_PASSES",
     "METHODS",
     "Method",
+    "activation_derivative",
     "analytic_supported",
     "encode_with_penalty",
+    "exact_jacobian",
+    "flatten_sequential",
     "higher_order_penalty",
     "jacobian_penalty",
 ]
@@ -135,7 +138,39 @@ _DERIVATIVES: dict[type[nn.Module], Callable[[nn.Module, Tensor, Tensor], Tensor
 }
 
 
-def _derivative(module: nn.Module) -> Callable[[nn.Module, Tensor, Tensor], Tensor] | None:
+def activation_derivative(
+    module: nn.Module,
+) -> Callable[[nn.Module, Tensor, Tensor], Tensor] | None:
+    """The derivative ``s'(a)`` of an elementwise activation module, or ``None``.
+
+    The analytic penalty and :mod:`contractive.analysis` build ``J = diag(s'(a)) W`` from it.
+    The module's type must be one of the known activations exactly (a subclass may override
+    ``forward`` with another function, so it gets ``None``).
+
+    Parameters
+    ----------
+    module : nn.Module
+        An activation such as ``nn.Sigmoid()`` or ``nn.LeakyReLU(0.1)``.
+
+    Returns
+    -------
+    callable or None
+        ``deriv(module, a, h)`` returning ``s'(a)`` elementwise, from the pre-activation ``a``
+        and the output ``h = module(a)`` (whichever is cheaper); ``None`` for a module that is
+        not a known elementwise activation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> act = nn.Sigmoid()
+    >>> a = torch.tensor([0.0, 2.0])
+    >>> deriv = activation_derivative(act)
+    >>> deriv(act, a, act(a))  # s(a) (1 - s(a))
+    tensor([0.2500, 0.1050])
+    >>> activation_derivative(nn.Linear(2, 2)) is None
+    True
+    """
     # Exact type match: a subclass may override forward with another function.
     return _DERIVATIVES.get(type(module))
 
@@ -152,10 +187,24 @@ class _Layer:
     activation: nn.Module | None
 
 
-def _flatten(module: nn.Module) -> Iterator[nn.Module]:
+def flatten_sequential(module: nn.Module) -> Iterator[nn.Module]:
+    """The modules an encoder applies, in order, with nested ``nn.Sequential`` opened.
+
+    Only ``nn.Sequential`` itself is opened (not a subclass, whose ``forward`` may differ); any
+    other module, including the encoder itself when it is not a Sequential, is yielded whole.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> enc = nn.Sequential(nn.Sequential(nn.Linear(4, 3), nn.Sigmoid()), nn.Linear(3, 2))
+    >>> [type(m).__name__ for m in flatten_sequential(enc)]
+    ['Linear', 'Sigmoid', 'Linear']
+    >>> [type(m).__name__ for m in flatten_sequential(nn.Tanh())]
+    ['Tanh']
+    """
     if type(module) is nn.Sequential:
         for child in module:
-            yield from _flatten(child)
+            yield from flatten_sequential(child)
     else:
         yield module
 
@@ -186,7 +235,7 @@ def _parse_steps(encoder: nn.Module) -> list[_Layer | nn.Module]:
     """
     steps: list[_Layer | nn.Module] = []
     pending: nn.Module | None = None
-    for module in _flatten(encoder):
+    for module in flatten_sequential(encoder):
         if isinstance(module, _RESHAPE) and pending is None:
             steps.append(module)
         elif pending is None:
@@ -201,7 +250,7 @@ def _parse_steps(encoder: nn.Module) -> list[_Layer | nn.Module]:
                 _check_affine(module)
                 pending = module
         else:
-            if _derivative(module) is None:
+            if activation_derivative(module) is None:
                 raise _unsupported(
                     module, "it is not an elementwise activation with a known derivative"
                 )
@@ -528,7 +577,7 @@ def _layer_forward_with_penalty(layer: _Layer, x: Tensor) -> tuple[Tensor, Tenso
     h = act(a)
     if isinstance(layer.affine, nn.Linear):
         # Other activations (or autocast): s' from the activation's derivative, by autograd.
-        deriv = _derivative(act)
+        deriv = activation_derivative(act)
         assert deriv is not None
         s_rows = deriv(act, a, h).reshape(-1, h.shape[-1])  # (B * positions, d_h)
         penalty = _LinearPenalty.apply(s_rows, layer.affine.weight)
@@ -536,7 +585,7 @@ def _layer_forward_with_penalty(layer: _Layer, x: Tensor) -> tuple[Tensor, Tenso
     # Convolution: every output position is a unit with its own row norm N (C_out, *spatial).
     norms = _row_sq_norms(layer.affine, x).reshape(-1)  # (U,), U = C_out * prod(spatial)
     if kind is None:
-        deriv = _derivative(act)
+        deriv = activation_derivative(act)
         assert deriv is not None
         rows, kind = deriv(act, a, h).reshape(x.shape[0], -1), "given"
     else:
@@ -557,8 +606,41 @@ def _out_numel(encoder: nn.Module, x: Tensor) -> int:
         return _numel(encoder(x[:1]).shape[1:])
 
 
-def _exact_jacobian(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample Jacobians ``(B, d_out, d_in)`` and codes, vmapped in bounded chunks."""
+def exact_jacobian(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-sample Jacobians of any differentiable encoder, and its codes, in one pass.
+
+    What ``method="exact"`` squares and sums: :func:`torch.func.jacrev` or
+    :func:`torch.func.jacfwd` (whichever needs fewer passes for the shapes), vmapped over the
+    batch in chunks of at most :data:`EXACT_CHUNK_ELEMENTS` Jacobian entries.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Maps a batch ``(B, *input)`` to codes ``(B, *code)``; samples must not interact.
+    x : Tensor
+        The batch ``(B, *input)``.
+
+    Returns
+    -------
+    jacobians : Tensor
+        ``(B, d_out, d_in)``: ``d f(x_b) / d x_b`` with code and input flattened;
+        differentiable with respect to the encoder's parameters.
+    codes : Tensor
+        ``(B, *code)``, the encoder's output.
+
+    Examples
+    --------
+    One tanh layer, whose Jacobian is also ``diag(1 - h^2) W``:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> enc = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
+    >>> jac, codes = exact_jacobian(enc, torch.rand(4, 3))
+    >>> jac.shape, codes.shape
+    (torch.Size([4, 2, 3]), torch.Size([4, 2]))
+    >>> torch.allclose(jac, (1 - codes**2)[:, :, None] * enc[0].weight)
+    True
+    """
     from torch.func import jacfwd, jacrev, vmap
 
     d_in = _numel(x.shape[1:])
@@ -581,7 +663,7 @@ def _exact_jacobian(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _exact(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    jac, code = _exact_jacobian(encoder, x)
+    jac, code = exact_jacobian(encoder, x)
     return code, jac.pow(2).sum(dim=(1, 2))
 
 
@@ -613,7 +695,7 @@ def _jvp(encoder: nn.Module, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         t = _linear_part(step.affine, t)
         h = a if step.activation is None else step.activation(a)
         if step.activation is not None and type(step.activation) is not nn.Identity:
-            deriv = _derivative(step.activation)
+            deriv = activation_derivative(step.activation)
             assert deriv is not None
             t = t * deriv(step.activation, a, h)
     return h, t
@@ -851,7 +933,7 @@ def higher_order_penalty(
         if layer.activation is None:
             return x.new_zeros(b)  # a linear encoder has a constant Jacobian
         h = layer.activation(a)
-        deriv = _derivative(layer.activation)
+        deriv = activation_derivative(layer.activation)
         assert deriv is not None
         s = deriv(layer.activation, a, h)
         s_clean, s_tilde = s[:b], s[b:]
@@ -863,8 +945,8 @@ def higher_order_penalty(
         return per.reshape(corruptions, b).mean(dim=0)
 
     if resolved == "exact":
-        j_clean, _ = _exact_jacobian(encoder, x)
-        j_tilde, _ = _exact_jacobian(encoder, x_tilde)
+        j_clean, _ = exact_jacobian(encoder, x)
+        j_tilde, _ = exact_jacobian(encoder, x_tilde)
         diff = j_clean.repeat(corruptions, 1, 1) - j_tilde
         return diff.pow(2).sum(dim=(1, 2)).reshape(corruptions, b).mean(dim=0)
 

@@ -19,7 +19,6 @@ Table
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import os
@@ -31,31 +30,26 @@ from typing import Any
 
 import torch
 
-from ._argtypes import non_negative_int, positive_int
 from .analysis import (
     DEFAULT_SIGMA,
     DEFAULT_STEPS,
     SPECTRUM_FRACTION,
     Analysis,
-    _add_data_arguments,
-    _code_activation,
-    _load_run_data,
-    _pick,
     analyze,
+    code_activation,
     default_radii,
     sample_chain,
     tangent_directions,
 )
-from .data import SPLITS
+from .data import SPLITS, draw_indices
 from .exceptions import ConfigError
 from .runs import METRICS_FILE, Run, atomic_write_bytes, load_run
 from .validation import check_choice, check_int, check_output_dir
+from .workflow import load_run_data
 
 __all__ = [
     "Report",
     "RunReport",
-    "add_report_arguments",
-    "cmd_report",
     "format_table",
     "write_report",
 ]
@@ -188,7 +182,7 @@ def _last_recon(history: list[dict[str, Any]]) -> float | None:
 
 
 def _sat_note(run: Run) -> str:
-    act = _code_activation(run.model.encoder)
+    act = code_activation(run.model)
     name = type(act).__name__ if act is not None else "an empty encoder's"
     return f"SAT is undefined for {name} codes: it needs a bounded (sigmoid or tanh) code."
 
@@ -547,9 +541,9 @@ def write_report(
     for run in loaded:
         key = (data_dir or run.config.data_dir, run.config.scale, run.config.label_column)
         if key not in cache:
-            cache[key] = _load_run_data(run, source, data_dir, split)[0]
+            cache[key] = load_run_data(run, source, data_dir=data_dir, split=split)
         ds = cache[key]
-        idx = _pick(ds.n_samples, n_points, seed)
+        idx = draw_indices(ds.n_samples, n_points, seed)
         points.append(run.prepare(ds.X[idx]))  # (n, n_features), scaled as in training
     radii = default_radii(points[0])  # shared, so that every curve has the same axis
     reports = [
@@ -569,77 +563,3 @@ def write_report(
     text = _html(report, split=split, seed=seed, sigma=sigma, steps=steps, image_data=image_data)
     atomic_write_bytes(report.path, text.encode("utf-8"))
     return report
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``contractive report RUN [RUN ...] --out DIR`` to ``parser``.
-
-    Examples
-    --------
-    >>> import argparse
-    >>> p = argparse.ArgumentParser()
-    >>> add_report_arguments(p)
-    >>> p.parse_args(["runs/cae", "runs/ae", "--out", "rep"]).runs
-    ['runs/cae', 'runs/ae']
-    """
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders to compare")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.html")
-    _add_data_arguments(parser, whose="the first run's")
-    parser.add_argument(
-        "--n-points",
-        type=positive_int,
-        default=500,
-        metavar="N",
-        help="data points the metrics are averaged over (default: 500)",
-    )
-    parser.add_argument(
-        "--spectrum-points",
-        type=positive_int,
-        default=200,
-        metavar="N",
-        help="of those, the points the Jacobian spectrum is averaged over (default: 200)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="seed of the points, directions and sampling noise (default: 0)",
-    )
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """``contractive report``: write the report, print the metrics table; returns 0.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> import numpy as np
-    >>> from contractive.config import Config
-    >>> from contractive.workflow import train_run
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> np.save(folder / "x.npy", np.random.default_rng(0).random((100, 6), dtype=np.float32))
-    >>> config = Config(data=str(folder / "x.npy"), hidden=[3], epochs=1)
-    >>> _ = train_run(config, folder / "cae", quiet=True, plots=False)
-    >>> parser = argparse.ArgumentParser()
-    >>> add_report_arguments(parser)
-    >>> args = parser.parse_args([str(folder / "cae"), "--out", str(folder / "report")])
-    >>> cmd_report(args)
-    run  epochs  val recon  mean ‖J‖_F  SAT ...
-    cae  1 ...
-    Wrote .../report/report.html
-    0
-    """
-    report = write_report(
-        args.runs,
-        args.out,
-        data=args.data,
-        data_dir=args.data_dir,
-        split=args.split,
-        n_points=args.n_points,
-        spectrum_points=args.spectrum_points,
-        seed=args.seed,
-    )
-    print(format_table(report))
-    print(f"Wrote {report.path}")
-    return 0

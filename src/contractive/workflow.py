@@ -19,7 +19,14 @@ import torch
 
 from .callbacks import EpochLogger, ProgressBar, RunWriter, config_summary
 from .config import Config
-from .data import Dataset, check_unit_interval, load_dataset, train_validation_split
+from .data import (
+    DATASETS,
+    Dataset,
+    check_unit_interval,
+    load_dataset,
+    parse_label_column,
+    train_validation_split,
+)
 from .exceptions import CheckpointError, ConfigError
 from .locking import RunLock
 from .runs import (
@@ -34,7 +41,7 @@ from .runs import (
 from .train import Callback, EarlyStoppingLog, Trainer
 from .validation import check_output_dir
 
-__all__ = ["PreparedData", "prepare_data", "resume_run", "train_run"]
+__all__ = ["PreparedData", "load_run_data", "prepare_data", "resume_run", "train_run"]
 
 _RUN_FILES = (
     CONFIG_FILE,
@@ -68,15 +75,12 @@ def _fingerprint(X: np.ndarray) -> str:
 def prepare_data(config: Config, *, mmap: bool = False) -> PreparedData:
     """Load ``config.data``, split off validation data, scale, and check it fits the loss."""
     minmax = config.scale == "minmax"
-    label: str | int | None = config.label_column
-    if isinstance(label, str) and label.lstrip("-").isdigit():
-        label = int(label)
     ds = load_dataset(
         config.data,
         split="train",
         data_dir=config.data_dir,
         scale="none" if minmax else config.scale,
-        label_column=label,
+        label_column=parse_label_column(config.label_column),
         mmap=mmap,
     )
     train_idx, val_idx = train_validation_split(
@@ -116,6 +120,72 @@ def prepare_data(config: Config, *, mmap: bool = False) -> PreparedData:
     X_train_t = torch.from_numpy(np.ascontiguousarray(X[train_idx]))
     X_val_t = torch.from_numpy(np.ascontiguousarray(X[val_idx])) if len(val_idx) else None
     return PreparedData(X_train_t, X_val_t, meta, ds)
+
+
+def load_run_data(
+    run: Run,
+    data: str | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    split: str = "test",
+    label_column: str | int | None = None,
+) -> Dataset:
+    """The data to use a trained run on, scaled as its training data were.
+
+    What ``contractive encode``, ``reconstruct``, ``sample`` and ``report`` load. The samples
+    have not been through :meth:`Run.prepare` yet: a run trained with ``scale="minmax"``
+    replays there the map fitted on its training split, so it is not refitted here.
+
+    Parameters
+    ----------
+    run : Run
+        A loaded run (:func:`~contractive.runs.load_run`).
+    data : str, optional
+        ``"digits"``, ``"mnist"``, ``"fashion-mnist"`` or a ``.npy``/``.npz``/``.csv`` path;
+        default: the run's training data.
+    data_dir : str or path-like, optional
+        Where the dataset files are; default: the run's setting.
+    split : {"test", "train", "all"}
+        Split of a built-in dataset; files are loaded whole.
+    label_column : str or int, optional
+        The label column of a ``.csv`` (or label array of a ``.npz``) file, as in
+        :func:`~contractive.data.parse_label_column`; default: the run's own when ``data`` is
+        the run's training data, else none.
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    A run trained on a CSV file whose first column holds labels (built here without training):
+
+    >>> import numpy as np
+    >>> from contractive.config import Config
+    >>> from contractive.nn import mlp_autoencoder
+    >>> rows = np.column_stack([np.arange(5) % 2, np.random.default_rng(0).random((5, 3))])
+    >>> np.savetxt("points.csv", rows, delimiter=",", header="label,a,b,c", comments="")
+    >>> config = Config(data="points.csv", label_column="label", hidden=[2])
+    >>> run = Run(Path("cae"), config, {"n_features": 3}, mlp_autoencoder([3, 2]))
+    >>> ds = load_run_data(run)  # the run's data, without its label column
+    >>> ds.X.shape, ds.y.tolist()
+    ((5, 3), [0, 1, 0, 1, 0])
+    >>> load_run_data(run, "digits", split="all").X.shape
+    (1797, 64)
+    """
+    source = data or run.config.data
+    builtin = source.strip().lower() in DATASETS
+    if label_column is None and source == run.config.data and not builtin:
+        label_column = run.config.label_column
+    # Min-max scaling is replayed from the run by Run.prepare, not refitted here.
+    scale = "none" if run.config.scale == "minmax" else run.config.scale
+    return load_dataset(
+        source,
+        split=split if builtin else "all",
+        data_dir=data_dir if data_dir is not None else run.config.data_dir,
+        scale=scale,
+        label_column=parse_label_column(label_column),
+    )
 
 
 def _callbacks(run_dir: Path, meta: dict[str, Any], quiet: bool) -> list[Callback]:
