@@ -57,7 +57,7 @@ EXAMPLES_TO_WRITE: dict[str, frozenset[str]] = {
             "run_table1",
         }
     ),
-    "contractive.reproduce": frozenset({"cmd_reproduce"}),
+    "contractive.cli.reproduce": frozenset({"cmd_reproduce"}),
     "contractive.stopping": frozenset({"StoppingState"}),
     "contractive.train": frozenset(
         {"Callback", "EarlyStoppingLog", "EpochMetrics", "TrainingInterrupted", "resolve_device"}

@@ -275,7 +275,7 @@ def test_writers_are_refused_on_a_locked_folder_and_readers_are_not(
 ) -> None:
     from cli_helpers import cli_error, cli_ok, expect
     from contractive import Config, resume_run, train_run
-    from contractive.reproduce import QUICK, run_table1
+    from contractive.experiments import QUICK, run_table1
 
     folder = tmp_path / "run"
     train_run(Config(hidden=[4], epochs=1), folder, quiet=True, plots=False)

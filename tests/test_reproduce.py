@@ -1,4 +1,5 @@
-"""Tests of contractive.reproduce: the Table 1 command end to end on a tiny synthetic "MNIST".
+"""Tests of contractive.experiments and the reproduce command: Table 1 end to end on a tiny
+synthetic "MNIST".
 
 The fake MNIST is written as real IDX ``.gz`` files (6x6 images of 10 noisy class prototypes)
 and its md5s are made the expected ones, so the whole path from ``load_dataset`` to the
@@ -20,6 +21,7 @@ import pytest
 import torch
 
 from contractive import data
+from contractive.cli.reproduce import add_reproduce_arguments, cmd_reproduce
 from contractive.exceptions import ConfigError
 from contractive.experiments import (
     FULL,
@@ -33,7 +35,6 @@ from contractive.experiments import (
     select_point,
 )
 from contractive.experiments import differences as protocol_differences
-from contractive.reproduce import add_reproduce_arguments, cmd_reproduce
 
 N_TRAIN, N_TEST = 160, 60
 # Flags that shrink --quick to the fake data: 100 train, 60 validation, 8 hidden units.
@@ -484,7 +485,7 @@ def test_paper_table_is_the_confirmed_one() -> None:
 
 
 def test_final_fine_tuning_flags_change_the_protocol() -> None:
-    from contractive.reproduce import _protocol_from_args, _rebuild_flags
+    from contractive.cli.reproduce import _protocol_from_args, _rebuild_flags
 
     argv = ["table1", "--out", "o", "--final-epochs", "0", "--final-dropout", "0"]
     args = _parse([*argv, "--final-lr", "0.05", "--final-input-dropout", "0.1"])

@@ -17,7 +17,7 @@ The protocol of Rifai et al. (2011) judges an encoder by what it does for a clas
 The read-outs measured before fine-tuning (SAT, mean ``||J_f(x)||_F``) are in
 :mod:`contractive.analysis`.
 
-Error rates here are fractions in [0, 1]; :mod:`contractive.reproduce` reports percentages.
+Error rates here are fractions in [0, 1]; :mod:`contractive.experiments` reports percentages.
 Nothing loops over samples in Python: every pass works on whole minibatches of in-memory
 tensors.
 """

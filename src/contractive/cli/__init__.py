@@ -6,7 +6,8 @@
 - :mod:`.train`: ``train``, ``encode``, ``reconstruct`` and ``info``.
 - :mod:`.analysis`: ``sample``.
 - :mod:`.report`: ``report``.
-- ``reproduce`` comes from :mod:`contractive.reproduce`.
+- :mod:`.reproduce`: ``reproduce`` (over :mod:`contractive.experiments`).
+- :mod:`.argtypes`: the ``type=`` converters of the options.
 
 Each module lists its commands in a ``COMMANDS`` dict; ``_COMMANDS`` below puts them together
 in the order of ``contractive --help``.
@@ -22,18 +23,16 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..reproduce import add_reproduce_arguments, cmd_reproduce
-from . import analysis, report, train
+from . import analysis, report, reproduce, train
 from .common import Command, Parser, report_error
 
 __all__ = ["main"]
 
-_REPRODUCE = "reproduce Table 1 of Rifai et al. (2011) on MNIST"
 _COMMANDS: dict[str, Command] = {
     **train.COMMANDS,
     **analysis.COMMANDS,
     **report.COMMANDS,
-    "reproduce": Command(_REPRODUCE, add_reproduce_arguments, cmd_reproduce),
+    **reproduce.COMMANDS,
 }
 
 

@@ -7,10 +7,10 @@ import io
 
 import numpy as np
 
-from .._argtypes import non_negative_float, non_negative_int, positive_int
 from ..analysis import DEFAULT_SIGMA, DEFAULT_STEPS, sample_chain
 from ..data import draw_indices
 from ..validation import check_output_dir
+from .argtypes import non_negative_float, non_negative_int, positive_int
 from .common import Command, add_data_options, load_run_and_data
 
 __all__ = ["COMMANDS"]

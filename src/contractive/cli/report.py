@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .._argtypes import non_negative_int, positive_int
 from ..report import format_table, write_report
+from .argtypes import non_negative_int, positive_int
 from .common import Command, add_data_options
 
 __all__ = ["COMMANDS"]

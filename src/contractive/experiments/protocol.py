@@ -74,7 +74,7 @@ def _setting(
 
     ``label`` words it in :func:`protocol_differences` and in the outputs; ``flag``, when
     given, is the help of the ``contractive reproduce`` flag that changes it (``--NAME``,
-    read with the :mod:`contractive._argtypes` converter named ``kind``).
+    read with the :mod:`contractive.cli.argtypes` converter named ``kind``).
     """
     return {"label": label, "flag": flag, "kind": kind, "metavar": metavar}
 

@@ -1,4 +1,4 @@
-"""The ``contractive reproduce`` command: argparse over :mod:`contractive.experiments`.
+"""``contractive reproduce``: argparse over :mod:`contractive.experiments`.
 
 The flags that change the protocol (``--train-size`` ... ``--final-input-dropout``) come
 from the metadata of :class:`~contractive.experiments.Protocol`'s fields, as ``contractive
@@ -16,8 +16,7 @@ from typing import Any
 
 import torch
 
-from ._argtypes import non_negative_int, positive_float, positive_int, probability
-from .experiments import (
+from ..experiments import (
     EXPERIMENTS,
     FULL,
     MODELS,
@@ -26,9 +25,11 @@ from .experiments import (
     Protocol,
     run_table1,
 )
-from .validation import check_int
+from ..validation import check_int
+from .argtypes import non_negative_int, positive_float, positive_int, probability
+from .common import Command
 
-__all__ = ["add_reproduce_arguments", "cmd_reproduce"]
+__all__ = ["COMMANDS", "add_reproduce_arguments", "cmd_reproduce"]
 
 
 def _model_list(text: str) -> list[str]:
@@ -196,3 +197,10 @@ def _rebuild_flags(args: argparse.Namespace) -> list[str]:
         if value is not None:
             flags += ["--" + setting.name.replace("_", "-"), _number(value)]
     return flags
+
+
+COMMANDS: dict[str, Command] = {
+    "reproduce": Command(
+        "reproduce Table 1 of Rifai et al. (2011) on MNIST", add_reproduce_arguments, cmd_reproduce
+    ),
+}

@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
-from .validation import Interval
+from ..validation import Interval
 
 __all__ = [
     "non_negative_float",
