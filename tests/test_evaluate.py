@@ -297,6 +297,10 @@ def test_finetune_numpy_inputs_and_optimizers(optimizer: str) -> None:
             {"input_dropout": -0.1},
             r"The 'input_dropout' parameter must be a float in the range \[0, 1\)\. Got -0\.1",
         ),
+        (
+            {"extra_loss": 0.5},
+            r"^The 'extra_loss' parameter must be a callable or None\. Got 0\.5 instead\.$",
+        ),
     ],
 )
 def test_finetune_rejects_bad_options(kwargs: dict[str, object], match: str) -> None:
@@ -356,6 +360,59 @@ def test_finetune_dropout_changes_training_only_when_asked() -> None:
     assert len(zero) == len(plain) == 3  # no Dropout modules at p = 0
     assert torch.equal(zero[-1].weight, plain[-1].weight)
     assert not torch.equal(dropped[-1].weight, plain[-1].weight)
+
+
+def test_finetune_extra_loss_zero_changes_nothing() -> None:
+    # A term that is exactly 0 adds nothing to the loss or its gradient: the run is the run
+    # without a term, weight for weight. The hook sees the classifier it trains, in training
+    # mode, and each minibatch on the device: inputs (B, d_x) and labels (B,).
+    torch.manual_seed(0)
+    X, y = torch.rand(60, 5), torch.tensor([0, 1, 2] * 20)
+    enc = nn.Linear(5, 4)
+    seen: list[tuple[bool, tuple[int, ...], tuple[int, ...]]] = []
+
+    def zero(classifier: nn.Sequential, xb: Tensor, yb: Tensor) -> Tensor:
+        seen.append((classifier.training, tuple(xb.shape), tuple(yb.shape)))
+        return torch.zeros(())
+
+    plain, rp = finetune(enc, X, y, X, y, epochs=2, batch_size=16, dropout=0.5)
+    hooked, rh = finetune(enc, X, y, X, y, epochs=2, batch_size=16, dropout=0.5, extra_loss=zero)
+    assert [h.train_loss for h in rh.history] == [h.train_loss for h in rp.history]
+    assert all(
+        torch.equal(a, b) for a, b in zip(plain.parameters(), hooked.parameters(), strict=True)
+    )
+    epoch = [(True, (16, 5), (16,))] * 3 + [(True, (12, 5), (12,))]  # 60 rows in batches of 16
+    assert seen == epoch * 2
+
+
+def test_finetune_extra_loss_gradient_reaches_the_weights() -> None:
+    # The cross-entropy's gradients on the output biases sum to 0 (softmax is shift-invariant),
+    # so from their zero start the biases keep a zero sum; a term pulling each bias to 1 moves
+    # them all up: its gradient reaches the weights. The recorded train_loss stays the
+    # cross-entropy alone.
+    torch.manual_seed(0)
+    X = torch.rand(64, 5)
+    y = (X[:, 0] > 0.5).long()
+    enc = nn.Linear(5, 4)
+
+    def biases_to_one(classifier: nn.Sequential, xb: Tensor, yb: Tensor) -> Tensor:
+        return (classifier[-1].bias - 1.0).square().sum()
+
+    plain, _ = finetune(enc, X, y, X, y, epochs=2, batch_size=8)
+    pulled, res = finetune(enc, X, y, X, y, epochs=2, batch_size=8, extra_loss=biases_to_one)
+    assert abs(float(plain[-1].bias.detach().sum())) < 1e-5
+    assert float(pulled[-1].bias.detach().min()) > 0.5
+    assert all(0 < h.train_loss < 1 for h in res.history)  # about log 2, no (b - 1)^2 in it
+
+
+def test_finetune_extra_loss_must_return_a_scalar_tensor() -> None:
+    X, y = torch.rand(8, 3), torch.tensor([0, 1] * 4)
+    enc = nn.Linear(3, 2)
+    message = r"^extra_loss must return a scalar tensor \(0-d\) to add to the loss\. Got "
+    with pytest.raises(ConfigError, match=message + r"shape \(8,\) instead\.$"):
+        finetune(enc, X, y, X, y, batch_size=8, extra_loss=lambda c, xb, yb: xb.sum(dim=1))
+    with pytest.raises(ConfigError, match=message + r"0\.5 instead\.$"):
+        finetune(enc, X, y, X, y, extra_loss=lambda c, xb, yb: 0.5)
 
 
 def test_finetune_rejects_bad_data() -> None:

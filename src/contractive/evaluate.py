@@ -308,10 +308,8 @@ def test_error(
     --------
     >>> import torch
     >>> from torch import nn
-    >>> clf = nn.Linear(2, 2, bias=False)
-    >>> with torch.no_grad():
-    ...     _ = clf.weight.copy_(torch.eye(2))
-    >>> test_error(clf, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+    >>> scores = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # nn.Identity() passes them on
+    >>> test_error(nn.Identity(), scores, torch.tensor([0, 0]))
     0.5
     """
     batch_size = check_int("batch_size", batch_size, low=1)
@@ -342,7 +340,8 @@ class FinetuneEpoch:
     epoch : int
         1-based.
     train_loss : float
-        Mean cross-entropy over the epoch's minibatches (weighted by their sizes).
+        Mean cross-entropy over the epoch's minibatches (weighted by their sizes), without
+        :func:`finetune`'s ``extra_loss``.
     val_error : float
         Validation error after the epoch, in [0, 1].
     lr : float
@@ -403,6 +402,7 @@ def finetune(
     weight_decay: float = 0.0,
     dropout: float = 0.0,
     input_dropout: float = 0.0,
+    extra_loss: Callable[[nn.Sequential, Tensor, Tensor], Tensor] | None = None,
     schedule: str = "cosine",
     n_classes: int | None = None,
     activation: str = "sigmoid",
@@ -449,6 +449,18 @@ def finetune(
         Dropout probability on the pixels fed to the first layer; in [0, 1). Both are
         active while training only, and their masks are drawn from a generator seeded with
         ``seed`` (the global RNG is left as it was).
+    extra_loss : callable, optional
+        A term added to the training objective: at every step ``extra_loss(classifier, xb,
+        yb)`` is called with the classifier (in training mode, dropout layers included) and
+        the minibatch on the training device, inputs ``xb`` ``(B, d_x)`` and labels ``yb``
+        ``(B,)``, and the scalar tensor it returns is added to the batch's mean cross-entropy
+        before the backward pass, so its gradient reaches every parameter it depends on. For
+        instance the first hidden layer's contraction penalty ``lambda * ||J_f(x)||_F^2``
+        (:func:`contractive.penalties.jacobian_penalty` of that layer and its activation,
+        batch mean), or tangent propagation's penalty on the derivatives of the classifier's
+        outputs along given directions (the Manifold Tangent Classifier, Rifai et al., NIPS
+        2011). The ``train_loss`` of :class:`FinetuneEpoch` stays the cross-entropy alone.
+        None (the default) adds nothing.
     schedule : {"cosine", "constant"}
         ``"cosine"`` decays the learning rate from ``lr`` towards 0 over ``epochs`` epochs.
     n_classes : int, optional
@@ -469,7 +481,8 @@ def finetune(
     Raises
     ------
     ConfigError
-        An option or input is invalid.
+        An option or input is invalid, or ``extra_loss`` returned something other than a
+        scalar tensor.
     TrainingDivergedError
         The training loss became NaN or infinite (lower ``lr``).
 
@@ -489,6 +502,14 @@ def finetune(
     )
     >>> res.epochs_run, 0.0 <= res.val_error <= 1.0
     (3, True)
+
+    A term of one's own in the objective, here an L2 penalty on the output layer:
+
+    >>> def small_output(classifier, xb, yb):
+    ...     return 1e-3 * classifier[-1].weight.square().sum()
+    >>> _, res = finetune(enc, X, y, X, y, epochs=1, extra_loss=small_output)
+    >>> res.epochs_run
+    1
     """
     epochs = check_int("epochs", epochs, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
@@ -500,6 +521,8 @@ def finetune(
     weight_decay = check_real("weight_decay", weight_decay, low=0)
     dropout = check_real("dropout", dropout, low=0, high=1, closed="left")
     input_dropout = check_real("input_dropout", input_dropout, low=0, high=1, closed="left")
+    if extra_loss is not None and not callable(extra_loss):
+        raise parameter_error("extra_loss", "a callable or None", extra_loss)
     Xt, Xv = _as_float(X_train, "X_train"), _as_float(X_val, "X_val")
     yt, yv = _as_labels(y_train, Xt.shape[0], "y_train"), _as_labels(y_val, Xv.shape[0], "y_val")
     if Xv.shape[1] != Xt.shape[1]:
@@ -556,8 +579,11 @@ def finetune(
                 idx = perm[i : i + batch_size]
                 xb, yb = Xt[idx].to(dev), yt[idx].to(dev)  # (B, d_x), (B,)
                 loss = F.cross_entropy(classifier(xb), yb)
+                objective = loss
+                if extra_loss is not None:
+                    objective = loss + _scalar_term(extra_loss(classifier, xb, yb))
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                objective.backward()
                 opt.step()
                 loss_sum += loss.detach() * idx.shape[0]
             train_loss = float(loss_sum) / n
@@ -598,6 +624,16 @@ def finetune(
         history=history,
     )
     return classifier, result
+
+
+def _scalar_term(value: object) -> Tensor:
+    """What ``extra_loss`` returned, if it is a 0-d tensor that can be added to the loss."""
+    if not isinstance(value, Tensor) or value.dim() != 0:
+        got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else repr(value)
+        raise ConfigError(
+            f"extra_loss must return a scalar tensor (0-d) to add to the loss. Got {got} instead."
+        )
+    return value
 
 
 def _with_dropout(classifier: nn.Sequential, p: float, p_input: float) -> nn.Sequential:

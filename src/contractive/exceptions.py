@@ -96,11 +96,9 @@ class RunLockedError(ContractiveError, RuntimeError):
 
     Examples
     --------
-    >>> import tempfile
     >>> from contractive.locking import RunLock
-    >>> folder = tempfile.mkdtemp()
-    >>> with RunLock(folder):
-    ...     RunLock(folder).acquire()
+    >>> with RunLock("run"):
+    ...     RunLock("run").acquire()
     Traceback (most recent call last):
         ...
     contractive.exceptions.RunLockedError: ... is in use by process ...

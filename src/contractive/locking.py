@@ -113,15 +113,17 @@ class RunLock:
 
     Examples
     --------
-    >>> import tempfile
+    The folder ``run`` is created for the lock and removed with it, as nothing was written:
+
     >>> from contractive.exceptions import RunLockedError
-    >>> folder = tempfile.mkdtemp()
-    >>> with RunLock(folder):
+    >>> with RunLock("run"):
     ...     try:
-    ...         RunLock(folder).acquire()
+    ...         RunLock("run").acquire()
     ...     except RunLockedError as exc:
     ...         print("refused")
     refused
+    >>> Path("run").exists()
+    False
     """
 
     def __init__(

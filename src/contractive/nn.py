@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +92,17 @@ class AutoencoderOutput(NamedTuple):
     logits: Tensor
 
 
+_Layer = TypeVar("_Layer", nn.Linear, nn.Conv2d)
+
+
+def _layers_to_mirror(encoder: nn.Sequential, kind: type[_Layer]) -> list[_Layer]:
+    """The ``kind`` layers of ``encoder``, in order, that a decoder mirrors (at least one)."""
+    layers = [m for m in encoder if isinstance(m, kind)]
+    if not layers:
+        raise ValueError(f"The encoder has no nn.{kind.__name__} layer to mirror.")
+    return layers
+
+
 class MLPDecoder(nn.Module):
     """Decoder mirroring an MLP encoder, tied to its weights or with its own.
 
@@ -125,9 +136,7 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, encoder: nn.Sequential, activation: str, *, tied: bool) -> None:
         super().__init__()
-        linears = [m for m in encoder if isinstance(m, nn.Linear)]
-        if not linears:
-            raise ValueError("The encoder has no nn.Linear layer to mirror.")
+        linears = _layers_to_mirror(encoder, nn.Linear)
         self.tied = tied
         # Plain list, not a ModuleList: the encoder owns these parameters.
         self._encoder_linears: list[nn.Linear] = linears
@@ -195,9 +204,7 @@ class ConvDecoder(nn.Module):
         tied: bool,
     ) -> None:
         super().__init__()
-        convs = [m for m in encoder if isinstance(m, nn.Conv2d)]
-        if not convs:
-            raise ValueError("The encoder has no nn.Conv2d layer to mirror.")
+        convs = _layers_to_mirror(encoder, nn.Conv2d)
         self.tied = tied
         self._encoder_convs: list[nn.Conv2d] = convs
         # Spatial size entering each encoder layer, to undo stride rounding on the way back.

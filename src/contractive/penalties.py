@@ -838,8 +838,7 @@ def jacobian_penalty(
     >>> import torch
     >>> from torch import nn
     >>> enc = nn.Linear(3, 2, bias=False)
-    >>> with torch.no_grad():
-    ...     _ = enc.weight.fill_(1.0)
+    >>> _ = nn.init.ones_(enc.weight)
     >>> jacobian_penalty(enc, torch.zeros(2, 3), method="analytic")
     tensor([6., 6.], grad_fn=<...>)
     """

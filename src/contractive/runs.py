@@ -252,11 +252,8 @@ def metrics_line(metrics: Any) -> str:
 
     Examples
     --------
-    >>> from dataclasses import dataclass
-    >>> @dataclass
-    ... class Epoch:
-    ...     epoch: int
-    ...     recon: float
+    >>> from dataclasses import make_dataclass
+    >>> Epoch = make_dataclass("Epoch", ["epoch", "recon"])
     >>> metrics_line(Epoch(1, 0.5))
     '{"epoch": 1, "recon": 0.5}\\n'
     """
@@ -292,10 +289,8 @@ def write_metrics(run_dir: Path, history: Sequence[Any]) -> None:
     Examples
     --------
     >>> import tempfile
-    >>> from dataclasses import dataclass
-    >>> @dataclass
-    ... class Epoch:
-    ...     epoch: int
+    >>> from dataclasses import make_dataclass
+    >>> Epoch = make_dataclass("Epoch", ["epoch"])
     >>> folder = Path(tempfile.mkdtemp())
     >>> write_metrics(folder, [Epoch(1), Epoch(2)])
     >>> read_metrics(folder / METRICS_FILE)
@@ -314,14 +309,12 @@ def append_metrics(run_dir: Path, metrics: Any) -> None:
     Examples
     --------
     >>> import tempfile
-    >>> from dataclasses import dataclass
-    >>> @dataclass
-    ... class Epoch:
-    ...     epoch: int
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> append_metrics(folder, Epoch(1))
-    >>> append_metrics(folder, Epoch(2))
-    >>> (folder / METRICS_FILE).read_text().splitlines()
+    >>> from dataclasses import make_dataclass
+    >>> Epoch = make_dataclass("Epoch", ["epoch"])
+    >>> path = Path(tempfile.mkdtemp()) / METRICS_FILE
+    >>> append_metrics(path.parent, Epoch(1))
+    >>> append_metrics(path.parent, Epoch(2))
+    >>> path.read_text().splitlines()
     ['{"epoch": 1}', '{"epoch": 2}']
     """
     path = Path(run_dir) / METRICS_FILE

@@ -10,8 +10,8 @@ import numpy as np
 from ..analysis import DEFAULT_SIGMA, DEFAULT_STEPS, sample_chain
 from ..data import draw_indices
 from ..validation import check_output_dir
-from .argtypes import non_negative_float, non_negative_int, positive_int
-from .common import Command, add_data_options, load_run_and_data
+from .argtypes import non_negative_float
+from .common import Command, add_data_options, add_int_option, load_run_and_data
 
 __all__ = ["COMMANDS"]
 
@@ -27,26 +27,10 @@ def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SIGMA,
         help=f"std of the code-space noise alpha (default: {DEFAULT_SIGMA:g})",
     )
-    parser.add_argument(
-        "--steps",
-        type=positive_int,
-        default=DEFAULT_STEPS,
-        metavar="N",
-        help=f"chain steps (default: {DEFAULT_STEPS})",
-    )
-    parser.add_argument(
-        "--chains",
-        type=positive_int,
-        default=8,
-        metavar="N",
-        help="chains, each from its own data point (default: 8)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="seed of the starting points and the noise (default: 0)",
+    add_int_option(parser, "--steps", DEFAULT_STEPS, "chain steps")
+    add_int_option(parser, "--chains", 8, "chains, each from its own data point")
+    add_int_option(
+        parser, "--seed", 0, "seed of the starting points and the noise", allow_zero=True
     )
 
 

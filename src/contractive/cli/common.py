@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from ..exceptions import ConfigError, ContractiveError, TrainingDivergedError
+from .argtypes import non_negative_int, positive_int
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -27,6 +28,7 @@ __all__ = [
     "Parser",
     "UsageError",
     "add_data_options",
+    "add_int_option",
     "load_run_and_data",
     "report_error",
 ]
@@ -142,6 +144,34 @@ def add_data_options(
         choices=("train", "test", "all"),
         default="test",
         help="which split of a built-in dataset (default: test); files are used whole",
+    )
+
+
+def add_int_option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    default: int,
+    help: str,
+    *,
+    allow_zero: bool = False,
+) -> None:
+    """Add ``flag N``: an integer >= 1 (>= 0 with ``allow_zero``), its default ending its help.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_int_option(parser, "--seed", 0, "seed of the noise", allow_zero=True)
+    >>> parser.parse_args(["--seed", "3"]).seed, parser.parse_args([]).seed
+    (3, 0)
+    >>> "seed of the noise (default: 0)" in parser.format_help()
+    True
+    """
+    parser.add_argument(
+        flag,
+        type=non_negative_int if allow_zero else positive_int,
+        default=default,
+        metavar="N",
+        help=f"{help} (default: {default})",
     )
 
 

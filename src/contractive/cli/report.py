@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..report import format_table, write_report
-from .argtypes import non_negative_int, positive_int
-from .common import Command, add_data_options
+from .common import Command, add_data_options, add_int_option
 
 __all__ = ["COMMANDS"]
 
@@ -16,26 +15,15 @@ def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders to compare")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.html")
     add_data_options(parser, whose="the first run's")
-    parser.add_argument(
-        "--n-points",
-        type=positive_int,
-        default=500,
-        metavar="N",
-        help="data points the metrics are averaged over (default: 500)",
-    )
-    parser.add_argument(
+    add_int_option(parser, "--n-points", 500, "data points the metrics are averaged over")
+    add_int_option(
+        parser,
         "--spectrum-points",
-        type=positive_int,
-        default=200,
-        metavar="N",
-        help="of those, the points the Jacobian spectrum is averaged over (default: 200)",
+        200,
+        "of those, the points the Jacobian spectrum is averaged over",
     )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="seed of the points, directions and sampling noise (default: 0)",
+    add_int_option(
+        parser, "--seed", 0, "seed of the points, directions and sampling noise", allow_zero=True
     )
 
 

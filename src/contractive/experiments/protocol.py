@@ -79,6 +79,16 @@ def _setting(
     return {"label": label, "flag": flag, "kind": kind, "metavar": metavar}
 
 
+def _final_dropout(on: str) -> dict[str, Any]:
+    """The metadata of the final fine-tuning's dropout probability on the ``on`` units."""
+    return _setting(
+        f"final fine-tuning dropout on the {on}",
+        flag=f"dropout on the {on} in the final fine-tuning",
+        kind="probability",
+        metavar="P",
+    )
+
+
 @dataclass(frozen=True)
 class Protocol:
     """Sizes, epochs and grids of one run of an experiment (Table 1's: its FULL and QUICK).
@@ -166,24 +176,8 @@ class Protocol:
             metavar="LR",
         ),
     )
-    final_dropout: float = field(
-        default=0.5,
-        metadata=_setting(
-            "final fine-tuning dropout on the codes",
-            flag="dropout on the codes in the final fine-tuning",
-            kind="probability",
-            metavar="P",
-        ),
-    )
-    final_input_dropout: float = field(
-        default=0.2,
-        metadata=_setting(
-            "final fine-tuning dropout on the pixels",
-            flag="dropout on the pixels in the final fine-tuning",
-            kind="probability",
-            metavar="P",
-        ),
-    )
+    final_dropout: float = field(default=0.5, metadata=_final_dropout("codes"))
+    final_input_dropout: float = field(default=0.2, metadata=_final_dropout("pixels"))
     seed: int = field(default=0, metadata=_setting("seed"))
 
     @property
