@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contractive import data
+from contractive import idx
 from contractive.data import (
     DATASETS,
     Dataset,
@@ -84,7 +84,7 @@ def fake_mnist(folder: Path, *, n_train: int = 6, n_test: int = 4) -> dict[str, 
 def trust_files(monkeypatch: pytest.MonkeyPatch, folder: Path, dataset: str = "mnist") -> None:
     """Make ``dataset``'s expected md5s those of the files in ``folder``."""
     md5s = {p.name: md5_of(p) for p in folder.iterdir() if p.name.endswith(".gz")}
-    monkeypatch.setitem(data._MD5, dataset, md5s)
+    monkeypatch.setitem(idx._MD5, dataset, md5s)
 
 
 class FakeResponse(io.BytesIO):
@@ -936,13 +936,13 @@ def test_load_dataset_downloads_into_cache(tmp_path: Path, monkeypatch: pytest.M
     files = {
         mirror + p.name: p.read_bytes()
         for p in source.iterdir()
-        for mirror in data._MIRRORS["mnist"]
+        for mirror in idx._MIRRORS["mnist"]
     }
     calls, _ = serve(monkeypatch, files)
     ds = load_dataset("mnist", split="train")
     cache = tmp_path / "xdg-cache" / "contractive" / "mnist"
     assert sorted(p.name for p in cache.iterdir()) == sorted(TRAIN_FILES)
-    assert calls == [data._MIRRORS["mnist"][0] + name for name in TRAIN_FILES]
+    assert calls == [idx._MIRRORS["mnist"][0] + name for name in TRAIN_FILES]
     assert ds.y is not None
     np.testing.assert_array_equal(ds.y, arrays[TRAIN_FILES[1]])
     # A second load finds the cached files and does not touch the network.
@@ -958,7 +958,7 @@ def test_load_dataset_download_with_wrong_md5(
     files = {
         mirror + p.name: p.read_bytes()
         for p in source.iterdir()
-        for mirror in data._MIRRORS["mnist"]
+        for mirror in idx._MIRRORS["mnist"]
     }
     serve(monkeypatch, files)
     with pytest.raises(DataError, match=r"Could not download train-images-idx3-ubyte\.gz; tried "):

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from cli_helpers import cli_error, cli_ok, expect
-from contractive import data
+from contractive import idx
 from contractive.cli import main
 from contractive.exceptions import DataError
 
@@ -313,9 +313,9 @@ def fake_mnist(folder: Path) -> dict[str, bytes]:
 
 def trust(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """Make the expected md5s those of the files now in ``folder``."""
-    md5s = dict(data._MD5["mnist"])
+    md5s = dict(idx._MD5["mnist"])
     md5s.update({p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.glob("*.gz")})
-    monkeypatch.setitem(data._MD5, "mnist", md5s)
+    monkeypatch.setitem(idx._MD5, "mnist", md5s)
 
 
 def test_trusted_fake_mnist_trains(
@@ -344,7 +344,7 @@ def test_idx_file_with_wrong_md5(
         "other_file": files["train-labels-idx1-ubyte.gz"],
     }[damage]
     path.write_bytes(damaged)
-    want = data._MD5["mnist"][path.name]
+    want = idx._MD5["mnist"][path.name]
     message = cli_error(
         capsys, "train", "--data", "mnist", "--data-dir", "idx", "--out", "r", *FAST
     )

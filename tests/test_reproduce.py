@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from contractive import data
+from contractive import idx
 from contractive.cli.reproduce import add_reproduce_arguments, cmd_reproduce
 from contractive.exceptions import ConfigError
 from contractive.experiments import (
@@ -87,7 +87,7 @@ def fake_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         _idx_gz(folder / f"{prefix}-images-idx3-ubyte.gz", images)
         _idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
     md5s = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
-    monkeypatch.setitem(data._MD5, "mnist", md5s)
+    monkeypatch.setitem(idx._MD5, "mnist", md5s)
     return folder
 
 

@@ -45,7 +45,7 @@ Sampling (Rifai, Bengio, Dauphin and Vincent, ICML 2012)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -53,8 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .exceptions import ConfigError
-from .nn import Autoencoder
+from .encoders import ArrayLike, ModelLike, as_batch, dense_layer, encoder_parts
 from .penalties import (
     activation_derivative,
     analytic_supported,
@@ -62,7 +61,8 @@ from .penalties import (
     flatten_sequential,
     jacobian_penalty,
 )
-from .validation import check_int, check_real, parameter_error
+from .sampling import DEFAULT_SIGMA, DEFAULT_STEPS, jjt_product, sample_chain
+from .validation import check_int, parameter_error
 
 __all__ = [
     "DEFAULT_SIGMA",
@@ -86,17 +86,9 @@ __all__ = [
     "tangent_directions",
 ]
 
-#: Default noise scale of :func:`sample_chain` (on the code, before ``J J^T``). Chosen on MNIST
-#: (one sigmoid layer of 1000 units, lambda 0.5, 5 epochs): chains wander from digit to digit
-#: within 20 steps and stay digit-like; 0.5 barely leaves the start, 2 blurs.
-DEFAULT_SIGMA = 1.0
-#: Default number of chain steps (``sample_chain``, ``contractive sample``, the report).
-DEFAULT_STEPS = 20
 #: A singular value counts as significant above this fraction of the largest one.
 SPECTRUM_FRACTION = 0.1
 
-ModelLike = Autoencoder | nn.Module
-ArrayLike = Tensor | np.ndarray
 
 # Bounded code activations: how SAT reads each (see the module docstring).
 _SAT_LOW, _SAT_HIGH = 0.05, 0.95
@@ -105,55 +97,6 @@ _TANH_SAT = 0.9
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: inputs, encoder structure, argument checks.
-
-
-def _parts(model: ModelLike) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
-    """The encoder and the function that reshapes a batch for it."""
-    if isinstance(model, Autoencoder):
-        return model.encoder, model.prepare
-    if not isinstance(model, nn.Module):
-        raise ConfigError(
-            "The 'model' parameter must be an Autoencoder or an encoder nn.Module. "
-            f"Got {type(model).__name__} instead."
-        )
-    return model, lambda x: x
-
-
-def _reference(module: nn.Module) -> Tensor | None:
-    return next(iter(module.parameters()), None)
-
-
-def _as_batch(x: ArrayLike, module: nn.Module, *, name: str = "x") -> Tensor:
-    """``x`` as a float tensor on the module's device and in its dtype, with a batch axis."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    if not isinstance(x, Tensor):
-        raise ConfigError(
-            f"The '{name}' parameter must be a Tensor or a numpy array. "
-            f"Got {type(x).__name__} instead."
-        )
-    if x.dim() < 2 or x.shape[0] == 0:
-        raise ConfigError(
-            f"The '{name}' parameter must be a batch (n_samples, ...) with at least one sample. "
-            f"Got shape {tuple(x.shape)} instead."
-        )
-    ref = _reference(module)
-    if ref is not None:
-        x = x.to(device=ref.device, dtype=ref.dtype)
-    return x.detach()
-
-
-def _dense_layer(encoder: nn.Module) -> tuple[nn.Linear, nn.Module | None] | None:
-    """``(linear, activation)`` when the encoder is exactly Linear [+ elementwise activation]."""
-    modules = list(flatten_sequential(encoder))
-    if not modules or type(modules[0]) is not nn.Linear or len(modules) > 2:
-        return None
-    linear = modules[0]
-    assert isinstance(linear, nn.Linear)
-    if len(modules) == 1:
-        return linear, None
-    act = modules[1]
-    return (linear, act) if activation_derivative(act) is not None else None
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -210,9 +153,9 @@ def encoder_jacobian(model: ModelLike, x: ArrayLike) -> Tensor:
     >>> encoder_jacobian(enc, torch.rand(4, 5)).shape
     torch.Size([4, 3, 5])
     """
-    encoder, prepare = _parts(model)
-    xb = prepare(_as_batch(x, encoder))
-    dense = _dense_layer(encoder)
+    encoder, prepare = encoder_parts(model)
+    xb = prepare(as_batch(x, encoder))
+    dense = dense_layer(encoder)
     with torch.no_grad():
         if dense is not None and xb.dim() == 2:
             linear, act = dense
@@ -243,8 +186,8 @@ def jacobian_norms(model: ModelLike, x: ArrayLike) -> Tensor:
     >>> jacobian_norms(enc, torch.zeros(2, 3))
     tensor([2.4495, 2.4495])
     """
-    encoder, prepare = _parts(model)
-    xb = prepare(_as_batch(x, encoder))
+    encoder, prepare = encoder_parts(model)
+    xb = prepare(as_batch(x, encoder))
     method = "analytic" if analytic_supported(encoder) else "exact"
     with torch.no_grad():
         return jacobian_penalty(encoder, xb, method=method).detach().sqrt()
@@ -263,8 +206,8 @@ def mean_jacobian_norm(model: ModelLike, X: ArrayLike, *, batch_size: int = 256)
     2.4495
     """
     batch_size = check_int("batch_size", batch_size, low=1)
-    encoder, _ = _parts(model)
-    xb = _as_batch(X, encoder, name="X")
+    encoder, _ = encoder_parts(model)
+    xb = as_batch(X, encoder, name="X")
     total = 0.0
     for part in _chunks(xb.shape[0], batch_size):
         total += float(jacobian_norms(model, xb[part]).double().sum())
@@ -285,7 +228,7 @@ def code_activation(model: ModelLike) -> nn.Module | None:
     >>> code_activation(nn.Sequential(nn.Linear(4, 3), nn.ReLU()))
     ReLU()
     """
-    encoder, _ = _parts(model)
+    encoder, _ = encoder_parts(model)
     modules = list(flatten_sequential(encoder))
     return modules[-1] if modules else None
 
@@ -323,11 +266,11 @@ def saturation(model: ModelLike, X: ArrayLike, *, batch_size: int = 1024) -> flo
     True
     """
     batch_size = check_int("batch_size", batch_size, low=1)
-    encoder, prepare = _parts(model)
+    encoder, prepare = encoder_parts(model)
     act = code_activation(encoder)
     if type(act) not in (nn.Sigmoid, nn.Tanh):
         return None
-    xb = _as_batch(X, encoder, name="X")
+    xb = as_batch(X, encoder, name="X")
     hits, count = 0, 0
     with torch.no_grad():
         for part in _chunks(xb.shape[0], batch_size):
@@ -380,7 +323,7 @@ def default_radii(X: ArrayLike, *, n: int = 13, max_points: int = 256) -> np.nda
     ((13,), True)
     """
     n = check_int("n", n, low=1)
-    x = _as_batch(X, nn.Identity(), name="X")[:max_points].flatten(1).double()
+    x = as_batch(X, nn.Identity(), name="X")[:max_points].flatten(1).double()
     d = torch.cdist(x, x)
     iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
     pairs = d[iu[0], iu[1]]
@@ -431,8 +374,8 @@ def contraction_ratio(
     """
     batch_size = check_int("batch_size", batch_size, low=1)
     seed = check_int("seed", seed, low=0)
-    encoder, prepare = _parts(model)
-    x0 = _as_batch(X, encoder, name="X")
+    encoder, prepare = encoder_parts(model)
+    x0 = as_batch(X, encoder, name="X")
     r = default_radii(x0) if radii is None else np.asarray(radii, dtype=np.float64)
     if r.ndim != 1 or r.size == 0 or not np.all(np.isfinite(r)) or np.any(r <= 0):
         raise parameter_error(
@@ -518,8 +461,8 @@ def jacobian_spectrum(model: ModelLike, X: ArrayLike, *, batch_size: int = 32) -
     array([3., 2.])
     """
     batch_size = check_int("batch_size", batch_size, low=1)
-    encoder, _ = _parts(model)
-    xb = _as_batch(X, encoder, name="X")
+    encoder, _ = encoder_parts(model)
+    xb = as_batch(X, encoder, name="X")
     total: Tensor | None = None
     for part in _chunks(xb.shape[0], batch_size):
         s = singular_values(model, xb[part]).sum(dim=0)
@@ -581,129 +524,6 @@ def tangent_directions(model: ModelLike, x: ArrayLike, *, k: int = 5) -> Tangent
     peak = vectors.gather(2, vectors.abs().argmax(dim=2, keepdim=True))  # (B, k, 1)
     vectors = vectors * torch.where(peak < 0, -1.0, 1.0).to(vectors)
     return Tangents(s[:, :k], vectors)
-
-
-# ---------------------------------------------------------------------------------------------
-# J J^T alpha and sampling.
-
-
-def _code_and_jjt(encoder: nn.Module, x: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
-    """``(f(x), J J^T alpha)`` per sample; ``alpha`` is shaped like the code."""
-    dense = _dense_layer(encoder)
-    if dense is not None and x.dim() == 2:
-        linear, act = dense
-        weight = linear.weight  # (d_h, d_x)
-        a = linear(x)  # (B, d_h)
-        if act is None:
-            return a, (alpha @ weight) @ weight.t()
-        h = act(a)
-        deriv = activation_derivative(act)
-        assert deriv is not None
-        s = deriv(act, a, h)  # (B, d_h)
-        jt_alpha = (s * alpha) @ weight  # (B, d_x): J^T alpha
-        return h, s * (jt_alpha @ weight.t())  # (B, d_h): J (J^T alpha)
-    from torch.func import jvp, vjp
-
-    # Samples do not interact, so batched products give each sample's own J_b J_b^T alpha_b.
-    pulled = vjp(encoder, x)  # (f(x), pullback)
-    h = pulled[0]
-    (jt_alpha,) = pulled[1](alpha.reshape(h.shape))  # (B, *input)
-    jjt = jvp(encoder, (x,), (jt_alpha,))[1]  # (B, *code)
-    return h, jjt
-
-
-def jjt_product(model: ModelLike, x: ArrayLike, alpha: ArrayLike) -> Tensor:
-    """``J_f(x) J_f(x)^T alpha`` per sample, without forming ``J``.
-
-    Parameters
-    ----------
-    model : Autoencoder or nn.Module
-        The encoder.
-    x : Tensor or np.ndarray
-        Points ``(B, ...)``.
-    alpha : Tensor or np.ndarray
-        Code-space vectors, shaped like the code ``f(x)`` (``(B, d_h)`` for an MLP).
-
-    Returns
-    -------
-    Tensor
-        Shaped like the code, detached.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> enc = nn.Linear(2, 2, bias=False)
-    >>> _ = enc.weight.data.copy_(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))
-    >>> jjt_product(enc, torch.rand(1, 2), torch.ones(1, 2))
-    tensor([[4., 1.]])
-    """
-    encoder, prepare = _parts(model)
-    xb = prepare(_as_batch(x, encoder))
-    ab = _as_batch(alpha, encoder, name="alpha")
-    with torch.no_grad():
-        return _code_and_jjt(encoder, xb, ab)[1].detach()
-
-
-def sample_chain(
-    model: Autoencoder,
-    x0: ArrayLike,
-    *,
-    sigma: float = DEFAULT_SIGMA,
-    steps: int = DEFAULT_STEPS,
-    seed: int = 0,
-) -> np.ndarray:
-    """Run the CAE sampling chain of Rifai et al. (2012) from each starting point.
-
-    Each step: ``h = f(x)``; ``alpha ~ N(0, sigma^2 I)`` (shaped like ``h``);
-    ``x <- g(h + J J^T alpha)``, where ``g`` includes the output activation.
-
-    Parameters
-    ----------
-    model : Autoencoder
-        The trained model (encoder and decoder).
-    x0 : Tensor or np.ndarray
-        Starting points ``(n_chains, n_features)``, as the model's input.
-    sigma : float
-        Standard deviation of ``alpha``, in [0, inf); 0 repeats the reconstruction map.
-    steps : int
-        Number of steps, at least 1.
-    seed : int
-        Seed of the ``torch.Generator`` that draws ``alpha``; equal seeds give equal chains.
-
-    Returns
-    -------
-    np.ndarray
-        ``(steps + 1, n_chains, n_features)`` float32; index 0 holds ``x0``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from contractive.nn import mlp_autoencoder
-    >>> model = mlp_autoencoder([6, 4])
-    >>> sample_chain(model, torch.rand(3, 6), sigma=0.1, steps=5).shape
-    (6, 3, 6)
-    """
-    if not isinstance(model, Autoencoder):
-        raise ConfigError(
-            "The 'model' parameter of sample_chain must be an Autoencoder (the chain needs "
-            f"the decoder). Got {type(model).__name__} instead."
-        )
-    sigma = check_real("sigma", sigma, low=0)
-    steps = check_int("steps", steps, low=1)
-    seed = check_int("seed", seed, low=0)
-    encoder = model.encoder
-    x = _as_batch(x0, encoder, name="x0").flatten(1)  # (n_chains, n_features)
-    gen = torch.Generator().manual_seed(seed)
-    chain = [x.cpu().float()]
-    with torch.no_grad():
-        code_shape = encoder(model.prepare(x)).shape
-        for _ in range(steps):
-            alpha = sigma * torch.randn(code_shape, generator=gen)
-            h, jjt = _code_and_jjt(encoder, model.prepare(x), alpha.to(x))
-            x = model.decode(h + jjt).reshape(x.shape[0], -1)  # (n_chains, n_features)
-            chain.append(x.cpu().float())
-    return torch.stack(chain).numpy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -790,7 +610,7 @@ def analyze(
     >>> a.spectrum.shape, a.contraction.ratio.shape
     ((4,), (13,))
     """
-    xb = _as_batch(X, _parts(model)[0], name="X")
+    xb = as_batch(X, encoder_parts(model)[0], name="X")
     n = int(xb.shape[0])
     if spectrum_points is not None:
         spectrum_points = check_int("spectrum_points", spectrum_points, low=1)

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import copy
 import os
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor
 
 from .config import Config
+from .estimator_params import check_estimator_params
 from .exceptions import CheckpointError, ConfigError, DataError, TrainingDivergedError
 from .locking import RunLock
 from .losses import LOSSES
@@ -50,91 +50,15 @@ from .runs import (
     write_metrics,
 )
 from .train import Callback, EarlyStoppingLog, EpochMetrics, Trainer
-from .validation import Interval, Options, is_bool, is_int, parameter_error
+from .validation import is_int
 
 __all__ = ["ContractiveAutoencoder"]
 
-_LOSS_OPTIONS = ("auto", "bce", "mse")
-_DEVICES = ("auto", "cpu", "cuda")
 # Rows per inference step: large enough to keep the matrix units busy, small enough that a
 # 1000-unit float64 code of one chunk stays in the tens of megabytes on a GPU.
 _INFERENCE_BATCH = 4096
 #: What a saved estimator records as the data source (``contractive encode`` needs --data).
 _DATA_SOURCE = "<in-memory array passed to ContractiveAutoencoder.fit>"
-
-
-# ---------------------------------------------------------------------------------------------
-# Parameter validation. scikit-learn's own machinery (``_parameter_constraints``) lives in a
-# private module that its maintainers do not support for third-party estimators, so the
-# constraints are checked with contractive.validation, which words them as scikit-learn does.
-# A parameter that is a Config option (under the same name or another) is checked against
-# that option's constraint, so that the two never describe one constraint twice.
-
-_OWNER = "ContractiveAutoencoder"
-_POSITIVE_INT = Interval(int, 1)
-_NON_NEGATIVE_INT = Interval(int, 0)
-_SEED = Interval(int, 0, 2**32 - 1)
-_BOOL = "an instance of 'bool' or an instance of 'numpy.bool'"
-
-#: A test of a value and the constraint it checks, as scikit-learn words it.
-_Rule = tuple[Callable[[Any], bool], str]
-
-
-def _rule(constraint: Interval | Options) -> _Rule:
-    return constraint.__contains__, str(constraint)
-
-
-def _option(name: str) -> _Rule:
-    """The rule of the Config option ``name``."""
-    constraint = Config.constraint(name)
-    if constraint is None:  # pragma: no cover - a programming error, seen at import
-        raise LookupError(f"Config option {name!r} is not checked by a range or choices.")
-    return _rule(constraint)
-
-
-def _layer_sizes_ok(v: Any) -> bool:
-    if v is None or v in _POSITIVE_INT:
-        return True
-    if isinstance(v, str) or not isinstance(v, Sequence | np.ndarray):
-        return False
-    return all(s in _POSITIVE_INT for s in v)
-
-
-def _random_state_ok(v: Any) -> bool:
-    return v is None or isinstance(v, np.random.RandomState) or v in _SEED
-
-
-def _device_ok(v: Any) -> bool:
-    return v in Options(_DEVICES) or (
-        isinstance(v, str) and re.fullmatch(r"cuda:\d+", v) is not None
-    )
-
-
-#: Parameter name -> (test, constraint as scikit-learn words it).
-_CONSTRAINTS: dict[str, _Rule] = {
-    "n_components": _rule(_POSITIVE_INT),
-    "contraction": _option("contraction"),
-    "hidden_layer_sizes": (
-        _layer_sizes_ok,
-        f"None, {_POSITIVE_INT} or a sequence of ints in the range {_POSITIVE_INT.range}",
-    ),
-    "activation": _option("activation"),
-    "tied": (is_bool, _BOOL),
-    "loss": _rule(Options(_LOSS_OPTIONS)),
-    "penalty": _option("penalty"),
-    "epochs": _option("epochs"),
-    "batch_size": _option("batch_size"),
-    "learning_rate": _option("lr"),
-    "optimizer": _option("optimizer"),
-    "validation_fraction": _option("validation_fraction"),
-    "early_stopping": _option("patience"),
-    "random_state": (
-        _random_state_ok,
-        f"{_SEED}, an instance of 'numpy.random.mtrand.RandomState' or None",
-    ),
-    "device": (_device_ok, f"{Options(_DEVICES)} or a str of the form 'cuda:N'"),
-    "verbose": (lambda v: is_bool(v) or v in _NON_NEGATIVE_INT, f"{_NON_NEGATIVE_INT}, {_BOOL}"),
-}
 
 
 def _json_value(value: Any) -> Any:
@@ -328,10 +252,7 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return int(self.config_.hidden[-1])
 
     def _validate_params(self) -> None:
-        for name, (ok, constraint) in _CONSTRAINTS.items():
-            value = getattr(self, name)
-            if not ok(value):
-                raise parameter_error(name, constraint, value, owner=_OWNER)
+        check_estimator_params(self.get_params(deep=False))
         if self.penalty == "analytic" and self._extra_layers():
             raise ConfigError(
                 "The 'penalty' parameter of ContractiveAutoencoder can be 'analytic' only for "
