@@ -17,7 +17,7 @@ from .exceptions import ConfigError
 from .nn import Autoencoder
 from .penalties import activation_derivative, flatten_sequential
 
-__all__ = ["ArrayLike", "ModelLike", "as_batch", "dense_layer", "encoder_parts"]
+__all__ = ["ArrayLike", "ModelLike", "as_batch", "dense_layer", "encoder_parts", "to_tensor"]
 
 #: A model the analysis reads: an autoencoder, or an encoder module.
 ModelLike = Autoencoder | nn.Module
@@ -68,6 +68,30 @@ def _reference(module: nn.Module) -> Tensor | None:
     return next(iter(module.parameters()), None)
 
 
+def to_tensor(x: object, name: str) -> Tensor:
+    """``x`` as a Tensor: a numpy array becomes float32 (without a copy when it can); anything
+    else but a Tensor is refused, naming the parameter.
+
+    Examples
+    --------
+    >>> to_tensor(np.zeros((2, 3), dtype=np.float64), "X").dtype
+    torch.float32
+    >>> to_tensor([1, 2], "X")
+    Traceback (most recent call last):
+        ...
+    contractive.exceptions.ConfigError: The 'X' parameter must be a Tensor or a numpy array.
+    Got list instead.
+    """
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if not isinstance(x, Tensor):
+        raise ConfigError(
+            f"The '{name}' parameter must be a Tensor or a numpy array. "
+            f"Got {type(x).__name__} instead."
+        )
+    return x
+
+
 def as_batch(x: ArrayLike, module: nn.Module, *, name: str = "x") -> Tensor:
     """``x`` as a float tensor on the module's device and in its dtype, with a batch axis.
 
@@ -96,13 +120,7 @@ def as_batch(x: ArrayLike, module: nn.Module, *, name: str = "x") -> Tensor:
     contractive.exceptions.ConfigError: The 'x' parameter must be a batch (n_samples, ...) with
     at least one sample. Got shape (3,) instead.
     """
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    if not isinstance(x, Tensor):
-        raise ConfigError(
-            f"The '{name}' parameter must be a Tensor or a numpy array. "
-            f"Got {type(x).__name__} instead."
-        )
+    x = to_tensor(x, name)
     if x.dim() < 2 or x.shape[0] == 0:
         raise ConfigError(
             f"The '{name}' parameter must be a batch (n_samples, ...) with at least one sample. "

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import Config
+from .encoders import to_tensor
 from .exceptions import ConfigError
 from .nn import Autoencoder, make_activation
 from .train import Callback, Trainer, resolve_device
@@ -82,13 +83,7 @@ def as_samples(X: ArrayLike, name: str) -> Tensor:
     contractive.exceptions.ConfigError: The 'X_val' parameter must be 2-D (n_samples,
     n_features) with at least one sample. Got shape (3,) instead.
     """
-    if isinstance(X, np.ndarray):
-        X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-    if not isinstance(X, Tensor):
-        raise ConfigError(
-            f"The '{name}' parameter must be a Tensor or a numpy array. "
-            f"Got {type(X).__name__} instead."
-        )
+    X = to_tensor(X, name)
     if X.dim() != 2 or X.shape[0] == 0:
         raise ConfigError(
             f"The '{name}' parameter must be 2-D (n_samples, n_features) with at least one "
