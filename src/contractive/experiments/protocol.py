@@ -185,6 +185,10 @@ class Protocol:
         """The models this protocol trains, in the order of :attr:`grids`."""
         return tuple(self.grids)
 
+    def values(self, model: str) -> list[float | None]:
+        """The distinct values of ``model``'s grid, in grid order: one pre-training each."""
+        return list(dict.fromkeys(point.value for point in self.grids[model]))
+
     @staticmethod
     def settings() -> list[dataclasses.Field[Any]]:
         """The fields that are settings (each with a ``label``, some with a flag)."""

@@ -305,11 +305,6 @@ def finish_model(
     return row
 
 
-def _grid_values(protocol: Protocol, model: str) -> list[float | None]:
-    """The distinct values of ``model``'s grid, in grid order: one pre-training each."""
-    return list(dict.fromkeys(point.value for point in protocol.grids[model]))
-
-
 def run_models(
     protocol: Protocol, data: Split, device: torch.device, log: Callable[[str], None], jobs: int
 ) -> Iterator[dict[str, Any]]:
@@ -325,11 +320,11 @@ def run_models(
         for model in protocol.models:
             values = [
                 pretrain_value(model, v, protocol, str(device), data=data, log=log)
-                for v in _grid_values(protocol, model)
+                for v in protocol.values(model)
             ]
             yield finish_model(model, protocol, str(device), values, data=data, log=log)
         return
-    queue = [(m, v) for m in protocol.models for v in _grid_values(protocol, m)]
+    queue = [(m, v) for m in protocol.models for v in protocol.values(m)]
     results: dict[str, list[ValueResult]] = {m: [] for m in protocol.models}
     ready: list[str] = []  # models whose grid values are all done
     with WorkerPool(data, jobs, log) as pool:
@@ -348,7 +343,7 @@ def run_models(
                 result = task.result()  # a worker's exception is raised here
                 if isinstance(result, ValueResult):
                     results[model].append(result)
-                    if len(results[model]) == len(_grid_values(protocol, model)):
+                    if len(results[model]) == len(protocol.values(model)):
                         ready.append(model)
                 else:
                     yield result
@@ -428,7 +423,7 @@ def run_table1(
     if jobs is None:
         jobs = torch.get_num_threads() if dev.type == "cpu" else 1
     # At most one process per grid value: more would have nothing to do.
-    jobs = min(jobs, sum(len(_grid_values(protocol, m)) for m in protocol.models))
+    jobs = min(jobs, sum(len(protocol.values(m)) for m in protocol.models))
     out_dir = check_output_dir(out)
     # One writer per output folder: a second run into it is refused, not interleaved.
     with RunLock(out_dir):
@@ -448,7 +443,7 @@ def run_table1(
             "environment": _environment(dev, jobs),
             "definitions": DEFINITIONS,
         }
-        n_pre = sum(len({p.value for p in g}) for g in protocol.grids.values())
+        n_pre = sum(len(protocol.values(m)) for m in protocol.models)
         n_fine = sum(len(g) for g in protocol.grids.values())
         log(
             f"table1 ({protocol.name}): {', '.join(protocol.models)}; {n_pre} pre-trainings x "

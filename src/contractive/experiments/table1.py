@@ -254,7 +254,7 @@ def _task_seconds(protocol: Protocol) -> tuple[list[tuple[str, float]], dict[str
     values = []
     for model in protocol.models:
         grid = protocol.grids[model]
-        for value in dict.fromkeys(p.value for p in grid):
+        for value in protocol.values(model):
             n_points = sum(1 for p in grid if p.value == value)
             values.append(
                 (
