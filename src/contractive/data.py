@@ -78,6 +78,9 @@ class Dataset:
         tabular data.
     name : str
         ``"digits"``, ``"mnist"``, ``"fashion-mnist"``, or the file path it came from.
+    provenance : str or None
+        Where the data came from when its name does not say it all, e.g. that a variation of
+        MNIST was regenerated (comparable to, but not the same as, the original files).
 
     Examples
     --------
@@ -95,6 +98,7 @@ class Dataset:
     y: np.ndarray | None = None
     image_shape: tuple[int, ...] | None = None
     name: str = "array"
+    provenance: str | None = None
 
     def __post_init__(self) -> None:
         X = self.X
@@ -160,7 +164,9 @@ class Dataset:
                 indices = indices.astype(np.intp)
         X = np.ascontiguousarray(self.X[indices], dtype=np.float32)
         y = None if self.y is None else self.y[indices]
-        return Dataset(X=X, y=y, image_shape=self.image_shape, name=self.name)
+        return Dataset(
+            X=X, y=y, image_shape=self.image_shape, name=self.name, provenance=self.provenance
+        )
 
     def __repr__(self) -> str:
         y = "None" if self.y is None else f"{self.y.dtype}{self.y.shape}"

@@ -26,10 +26,13 @@ from contractive.exceptions import DataError
 
 __all__ = [
     "DATA_DIR_ENV",
+    "check_md5",
     "default_data_dir",
     "download_file",
     "load_idx_images",
+    "md5_of",
     "read_idx",
+    "search_dirs",
 ]
 
 DATA_DIR_ENV = "CONTRACTIVE_DATA_DIR"
@@ -285,16 +288,43 @@ class _WrongMd5(Exception):
     """A download finished with other bytes than expected; it is not kept."""
 
 
-def _md5_of(path: Path) -> str:
+def md5_of(path: str | os.PathLike[str]) -> str:
+    """The hex md5 of a file, read in 1 MiB chunks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "data.bin"
+    >>> _ = path.write_bytes(b"contractive")
+    >>> md5_of(path)
+    '8e68ecbca2c39862a6e19d795bd896cd'
+    """
     digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
+    with Path(path).open("rb") as f:
         while chunk := f.read(_DOWNLOAD_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _check_md5(path: Path, want: str, got: str | None = None) -> None:
-    got = _md5_of(path) if got is None else got
+def check_md5(path: str | os.PathLike[str], want: str, got: str | None = None) -> None:
+    """Raise :class:`DataError` unless the file's md5 (or ``got``, when already known) is ``want``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "data.bin"
+    >>> _ = path.write_bytes(b"contractive")
+    >>> check_md5(path, "8e68ecbca2c39862a6e19d795bd896cd")
+    >>> check_md5(path, "0" * 32)
+    Traceback (most recent call last):
+        ...
+    contractive.exceptions.DataError: .../data.bin has md5 8e68ecbca2c39862a6e19d795bd896cd, \
+expected 00000000000000000000000000000000: the file is corrupt or not the original; delete it \
+and download again.
+    """
+    got = md5_of(path) if got is None else got
     if got != want:
         raise DataError(
             f"{path} has md5 {got}, expected {want}: the file is corrupt or not the original; "
@@ -302,7 +332,20 @@ def _check_md5(path: Path, want: str, got: str | None = None) -> None:
         )
 
 
-def _search_dirs(name: str, data_dir: str | os.PathLike[str] | None) -> list[Path]:
+def search_dirs(name: str, data_dir: str | os.PathLike[str] | None) -> list[Path]:
+    """The folders where dataset ``name``'s files are looked for, in order.
+
+    ``data_dir`` itself, then ``data_dir/name``; the same two under ``CONTRACTIVE_DATA_DIR``
+    when it is set; last the cache folder ``default_data_dir() / name`` (where downloads go).
+    Duplicates are dropped; the folders need not exist.
+
+    Examples
+    --------
+    >>> [p.as_posix() for p in search_dirs("mnist", "/data")[:2]]
+    ['/data', '/data/mnist']
+    >>> search_dirs("mnist", None)[-1] == default_data_dir() / "mnist"
+    True
+    """
     roots: list[Path] = []
     if data_dir is not None:
         roots.append(Path(data_dir).expanduser())
@@ -323,7 +366,7 @@ def _search_dirs(name: str, data_dir: str | os.PathLike[str] | None) -> list[Pat
 def _locate_idx_files(
     name: str, files: Sequence[str], data_dir: str | os.PathLike[str] | None, download: bool
 ) -> dict[str, Path]:
-    dirs = _search_dirs(name, data_dir)
+    dirs = search_dirs(name, data_dir)
     md5s = _MD5[name]
     found: dict[str, Path] = {}
     missing: list[str] = []
@@ -335,14 +378,14 @@ def _locate_idx_files(
             found[fn] = hit
     # Verify what is there before any download, so a corrupt user file fails fast.
     for fn, p in found.items():
-        got = _md5_of(p)
+        got = md5_of(p)
         other = next((o for o in _MD5 if o != name and _MD5[o][fn] == got), None)
         if other is not None:
             raise DataError(
                 f"{p} is the {other} file of that name, not the {name} one: point data_dir "
                 f"(--data-dir) or CONTRACTIVE_DATA_DIR at the {name} files"
             )
-        _check_md5(p, md5s[fn], got)
+        check_md5(p, md5s[fn], got)
     if missing and not download:
         looked = ", ".join(f"{d}{'' if d.is_dir() else ' (does not exist)'}" for d in dirs)
         raise DataError(
