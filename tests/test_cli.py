@@ -302,7 +302,7 @@ def test_data_options_are_the_same_for_every_command() -> None:
         assert options["--data"].default is None
         assert options["--data-dir"].default is None
         assert options["--split"].default == "test"
-        assert options["--split"].choices == ("train", "test", "all")
+        assert options["--split"].choices == ("train", "valid", "test", "all")
     encode = _options("encode")
     for command in ("reconstruct", "sample"):
         for flag in ("--data", "--data-dir", "--split"):
@@ -376,3 +376,39 @@ def test_report_error_statuses(capsys: pytest.CaptureFixture[str]) -> None:
     assert err == (
         "contractive: error: unexpected RuntimeError: RuntimeError (run with --debug for details)\n"
     )
+
+
+def test_a_regenerated_variation_is_trained_and_said_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from contractive import imagegen, variations
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CONTRACTIVE_DATA_DIR", raising=False)
+    spec = dataclasses.replace(
+        variations.VARIATIONS["rectangles"], n_train=40, n_valid=10, n_test=20
+    )
+    monkeypatch.setitem(variations.VARIATIONS, "rectangles", spec)
+    monkeypatch.setitem(imagegen.VARIATION_SIZES, "rectangles", (40, 10, 20))
+    run = tmp_path / "run"
+    code, _, err = _run(
+        capsys, "train", "--data", "rectangles", "--out", str(run), "--hidden", "6",
+        "--epochs", "1", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = _run(capsys, "info", str(run))
+    assert code == 0
+    assert "rectangles: 36 train, 4 validation" in out
+    assert "regenerated with seed 0 (comparable to, but not the same as, the original" in out
+
+
+def test_an_unknown_dataset_lists_the_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "train", "--data", "mnist-rotated", "--out", str(tmp_path / "r"))
+    assert code == 1
+    assert err.count("\n") == 1
+    assert "Unknown dataset 'mnist-rotated': expected one of digits, mnist, fashion-mnist, " in err
+    assert "cifar-bw, mnist-basic, mnist-rot," in err

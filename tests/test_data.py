@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from contractive import idx
 from contractive.data import (
     DATASETS,
+    OWN_VALIDATION,
     Dataset,
     check_unit_interval,
     default_data_dir,
@@ -156,14 +157,16 @@ def test_digits_scales() -> None:
 
 
 def test_known_names_are_case_insensitive() -> None:
-    assert DATASETS == ("digits", "mnist", "fashion-mnist")
+    assert DATASETS[:4] == ("digits", "mnist", "fashion-mnist", "cifar-bw")
+    assert DATASETS[4:] == OWN_VALIDATION
     assert load_dataset("Digits", split="test").name == "digits"
 
 
 def test_unknown_source() -> None:
     msg = (
-        "Unknown dataset 'foo': expected one of digits, mnist, fashion-mnist, or a path to a "
-        ".npy, .npz or .csv file."
+        "Unknown dataset 'foo': expected one of digits, mnist, fashion-mnist, cifar-bw, "
+        "mnist-basic, mnist-rot, mnist-bg-rand, mnist-bg-img, mnist-rot-bg-img, rectangles, "
+        "rectangles-img, convex, or a path to a .npy, .npz or .csv file."
     )
     with pytest.raises(DataError, match=f"^{re.escape(msg)}$"):
         load_dataset("foo")
@@ -187,7 +190,7 @@ def test_unsupported_existing_file(tmp_path: Path) -> None:
     [
         (
             {"split": "val"},
-            "The 'split' parameter must be a str among {'train', 'test', 'all'}. "
+            "The 'split' parameter must be a str among {'train', 'valid', 'test', 'all'}. "
             "Got 'val' instead.",
         ),
         (
@@ -987,3 +990,47 @@ def test_real_mnist(mnist_dir: Path) -> None:
     assert train.y is not None
     assert train.y[:5].tolist() == [5, 0, 4, 1, 9]
     check_unit_interval(train.X, train.name)
+
+
+def test_valid_split_only_where_the_dataset_has_one() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"split='valid' applies to the datasets with their own validation split "
+        r"\(mnist-basic, .*convex\); digits has train and test only",
+    ):
+        load_dataset("digits", split="valid")
+
+
+def test_named_variations_and_cifar_go_to_their_loaders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from contractive import cifar, imagegen, variations
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CONTRACTIVE_DATA_DIR", raising=False)
+    spec = dataclasses.replace(variations.VARIATIONS["convex"], n_train=8, n_valid=4, n_test=6)
+    monkeypatch.setitem(variations.VARIATIONS, "convex", spec)
+    monkeypatch.setitem(imagegen.VARIATION_SIZES, "convex", (8, 4, 6))
+    sizes = {s: load_dataset("CONVEX", split=s).n_samples for s in ("train", "valid", "test")}
+    assert sizes == {"train": 8, "valid": 4, "test": 6}
+    ds = load_dataset("convex", split="all", scale="minmax")
+    assert ds.name == "convex"
+    assert ds.image_shape == (28, 28)
+    assert ds.n_samples == 18
+    assert ds.provenance is not None
+    assert ds.provenance.startswith("regenerated with seed 0")
+
+    # cifar-bw: two records in the binary layout (1 label byte, 3072 pixel bytes).
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    record = bytes([3]) + bytes(range(256)) * 12
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        (folder / name).write_bytes(record * 2)
+    ds = load_dataset("cifar-bw", split="test", data_dir=folder, download=False)
+    assert ds.X.shape == (2, 1024)
+    assert ds.y.tolist() == [3, 3]
+    assert ds.image_shape == (32, 32)
+    expected = cifar.to_gray(np.frombuffer(record[1:], np.uint8).reshape(1, 3, 32, 32))
+    np.testing.assert_array_equal(ds.X[0], expected[0])

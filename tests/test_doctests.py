@@ -48,7 +48,6 @@ EXAMPLES_TO_WRITE: dict[str, frozenset[str]] = {
     "contractive.experiments.render": frozenset({"markdown", "write_outputs"}),
     "contractive.experiments.runner": frozenset(
         {
-            "Split",
             "ValueResult",
             "finish_model",
             "load_mnist",

@@ -352,14 +352,45 @@ def test_models_option_runs_a_subset(fake_mnist: Path, tmp_path: Path) -> None:
 # Errors.
 
 
-def test_too_many_images_is_refused(fake_mnist: Path, tmp_path: Path) -> None:
-    with pytest.raises(
-        ConfigError,
-        match=r"train_size \+ val_size must be at most the 160 MNIST training images\. "
-        r"Got 150 \+ 60 = 210 instead\.",
-    ):
-        run_table1(tmp_path / "out", data_dir=fake_mnist, protocol=_tiny(train_size=150))
-    assert not (tmp_path / "out").exists()
+def test_too_many_images_shrink_to_the_dataset(fake_mnist: Path, tmp_path: Path) -> None:
+    # The protocol's sizes are MNIST's: on a smaller dataset the validation set is at most a
+    # sixth of the training images and the training set the rest, and the outputs say so.
+    rows = run_table1(tmp_path / "out", data_dir=fake_mnist, protocol=_tiny(train_size=150))
+    meta = json.loads((tmp_path / "out" / "table1_run.json").read_text())
+    assert meta["sizes"] == {"train": 134, "validation": 26, "test": N_TEST}
+    assert "train_size + val_size = 150 + 60 is more than its 160 training images" in meta["data"]
+    assert {r["dataset"] for r in rows} == {"mnist"}
+
+
+def test_the_protocol_on_another_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _parse(
+        [
+            "table1",
+            "--data",
+            "digits",
+            "--out",
+            str(tmp_path / "out"),
+            "--quick",
+            "--models",
+            "CAE,AE",
+            *TINY,
+        ]
+    )
+    assert cmd_reproduce(args) == 0
+    rows = json.loads((tmp_path / "out" / "table1.json").read_text())
+    assert [(r["dataset"], r["model"]) for r in rows] == [("digits", "CAE"), ("digits", "AE")]
+    # The paper has no digits figures: none are shown or written.
+    assert all(r["paper_test_error"] is None and r["paper_sat"] is None for r in rows)
+    table = (tmp_path / "out" / "table1.md").read_text()
+    assert table.startswith("# Table 1 (digits): contractive (the paper has no figures for it)")
+    assert "RBM-binary" not in table
+    meta = json.loads((tmp_path / "out" / "table1_run.json").read_text())
+    assert meta["command"].startswith("contractive reproduce table1 --data digits --out ")
+    assert meta["sizes"] == {"train": 100, "validation": 60, "test": 360}
+    assert meta["n_features"] == 64
+    assert meta["n_classes"] == 10
 
 
 def test_bad_protocols_are_refused(tmp_path: Path) -> None:

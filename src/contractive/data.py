@@ -17,6 +17,15 @@ Sources
     ``CONTRACTIVE_DATA_DIR`` environment variable (same two places); the cache folder
     ``default_data_dir() / <name>``. A file found nowhere is downloaded into the cache folder
     when ``download`` is true.
+``"mnist-basic"``, ``"mnist-rot"``, ``"mnist-bg-rand"``, ``"mnist-bg-img"``, ... ``"convex"``
+    The MNIST variations and shape sets of Larochelle et al. (2007) that Table 2 of the CAE
+    paper uses (the names in :data:`OWN_VALIDATION`; :mod:`contractive.variations`): read
+    from the original ``.amat`` files when they are found (as for MNIST), otherwise
+    regenerated from a seed and cached. They have their own validation split,
+    ``split="valid"``.
+``"cifar-bw"``
+    CIFAR-10's binary release in gray, 50000 train and 10000 test images of 32x32 pixels
+    (:mod:`contractive.cifar`).
 a ``.npy``, ``.npz`` or ``.csv`` path
     User data, returned unscaled unless ``scale="minmax"``; ``split`` is ignored.
 """
@@ -51,10 +60,24 @@ __all__ = [
     "train_validation_split",
 ]
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist")
+#: The datasets with their own validation split (``split="valid"``): the names of
+#: :data:`contractive.variations.VARIATIONS` (a test keeps the two lists equal; importing that
+#: module here would be circular).
+OWN_VALIDATION: tuple[str, ...] = (
+    "mnist-basic",
+    "mnist-rot",
+    "mnist-bg-rand",
+    "mnist-bg-img",
+    "mnist-rot-bg-img",
+    "rectangles",
+    "rectangles-img",
+    "convex",
+)
+
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar-bw", *OWN_VALIDATION)
 """Names of the built-in datasets that :func:`load_dataset` accepts."""
 
-SPLITS: tuple[str, ...] = ("train", "test", "all")
+SPLITS: tuple[str, ...] = ("train", "valid", "test", "all")
 SCALES: tuple[str, ...] = ("auto", "minmax", "none")
 
 _FILE_SUFFIXES = (".npy", ".npz", ".csv")
@@ -192,16 +215,20 @@ def load_dataset(
     Parameters
     ----------
     source : str or path-like
-        ``"digits"``, ``"mnist"``, ``"fashion-mnist"`` (case-insensitive), or the path of a
-        ``.npy``, ``.npz`` or ``.csv`` file.
-    split : {"train", "test", "all"}
+        A name in :data:`DATASETS` (case-insensitive), or the path of a ``.npy``, ``.npz`` or
+        ``.csv`` file.
+    split : {"train", "valid", "test", "all"}
         Part of a built-in dataset (see the module docstring for digits' fixed split).
+        ``"valid"`` exists for the datasets with their own validation split
+        (:data:`OWN_VALIDATION`); their ``"train"`` is then the training rows without it.
         Ignored for files, which are always loaded whole.
     data_dir : str or path-like, optional
-        Folder holding the MNIST / Fashion-MNIST ``.gz`` files, directly or in a subfolder
-        named after the dataset. Looked at before ``CONTRACTIVE_DATA_DIR`` and the cache.
+        Folder holding the dataset's files (MNIST's ``.gz``, the variations' ``.amat``,
+        CIFAR-10's binary release), directly or in a subfolder named after the dataset.
+        Looked at before ``CONTRACTIVE_DATA_DIR`` and the cache.
     download : bool
-        Download missing MNIST / Fashion-MNIST files into ``default_data_dir() / name``.
+        Download missing MNIST / Fashion-MNIST / CIFAR-10 files into
+        ``default_data_dir() / name`` (the variations are regenerated from MNIST instead).
     scale : {"auto", "minmax", "none"}
         ``"auto"``: built-in images divided by their maximum pixel value (255, or 16 for
         digits) into [0, 1]; user data unchanged. ``"minmax"``: each feature mapped to
@@ -256,9 +283,27 @@ def load_dataset(
             raise ConfigError(
                 f"label_column applies to .csv and .npz files, not to the {known} dataset"
             )
+        if split == "valid" and known not in OWN_VALIDATION:
+            raise ConfigError(
+                f"split='valid' applies to the datasets with their own validation split "
+                f"({', '.join(OWN_VALIDATION)}); {known} has train and test only"
+            )
         if known == "digits":
             return _load_digits(split, scale)
-        return _load_idx_dataset(known, split, data_dir, download, scale)
+        if known in ("mnist", "fashion-mnist"):
+            return _load_idx_dataset(known, split, data_dir, download, scale)
+        if known == "cifar-bw":
+            from contractive.cifar import load_cifar_bw
+
+            ds = load_cifar_bw(split, data_dir=data_dir, download=download)
+        else:
+            from contractive.variations import load_variation
+
+            ds = load_variation(known, split, data_dir=data_dir, download=download)
+        # Both are floats in [0, 1] already: "auto" and "none" keep them as they are.
+        if scale == "minmax":
+            minmax_scale_(ds.X)
+        return ds
 
     path = Path(text).expanduser()
     suffix = path.suffix.lower()

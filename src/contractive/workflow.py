@@ -96,6 +96,9 @@ def prepare_data(config: Config, *, mmap: bool = False) -> PreparedData:
         },
         "scaling": None,
     }
+    if ds.provenance:
+        # e.g. that a variation was regenerated: comparable to, not the same as, the original.
+        meta["data"]["provenance"] = ds.provenance
     if isinstance(ds.X, np.memmap):
         X_all: np.ndarray = ds.X
         X_train: torch.Tensor | np.ndarray = X_all  # batches are read from the file

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
+from ..data import DATASETS, SPLITS
 from ..exceptions import ConfigError, ContractiveError, TrainingDivergedError
 from .argtypes import non_negative_int, positive_int
 
@@ -124,7 +125,8 @@ def add_data_options(
         "--data",
         metavar="SRC",
         default=None,
-        help=f"digits, mnist, fashion-mnist or a .npy/.npz/.csv path (default: {whose} data)",
+        help=f"a dataset name ({', '.join(DATASETS)}) or a .npy/.npz/.csv path (default: "
+        f"{whose} data)",
     )
     parser.add_argument(
         "--data-dir",
@@ -141,9 +143,10 @@ def add_data_options(
         )
     parser.add_argument(
         "--split",
-        choices=("train", "test", "all"),
+        choices=SPLITS,
         default="test",
-        help="which split of a built-in dataset (default: test); files are used whole",
+        help="which split of a built-in dataset (default: test; valid: the MNIST variations' "
+        "own validation set); files are used whole",
     )
 
 

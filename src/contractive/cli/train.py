@@ -74,6 +74,8 @@ def _info(args: argparse.Namespace) -> int:
         f"data         {data.get('source', cfg.data)}: {data.get('n_train', '?')} train, "
         f"{data.get('n_val', '?')} validation"
     )
+    if data.get("provenance"):
+        print(f"             {data['provenance']}")
     print(f"epochs       {len(metrics)}/{cfg.epochs}")
     if metrics:
         last = metrics[-1]

@@ -15,9 +15,13 @@ from typing import Any
 
 from ..runs import atomic_write_bytes
 from .protocol import GridPoint, Protocol
-from .table1 import DEFINITIONS, KNOB_SYMBOLS, KNOBS, MODELS, PAPER_TABLE1, RULE_TEXT, point_text
+from .table1 import DEFINITIONS, KNOB_SYMBOLS, KNOBS, MODELS, RULE_TEXT, paper_rows, point_text
 
 __all__ = ["fmt_time", "markdown", "ranking", "write_outputs"]
+
+
+# How the paper writes the names of its datasets.
+_TITLES = {"mnist": "MNIST", "cifar-bw": "CIFAR-bw", "fashion-mnist": "Fashion-MNIST"}
 
 
 def fmt_time(seconds: float) -> str:
@@ -54,7 +58,11 @@ def markdown(
     rows: Sequence[dict[str, Any]], meta: dict[str, Any], protocol: Protocol, done: bool
 ) -> str:
     """``table1.md``: the table beside the paper's, the definitions, the settings, the grid."""
-    lines = ["# Table 1 (MNIST): contractive against Rifai et al. (2011)", ""]
+    dataset = meta.get("dataset", "mnist")
+    papers = paper_rows(dataset)
+    against = "against Rifai et al. (2011)" if papers else "(the paper has no figures for it)"
+    title = _TITLES.get(dataset, dataset)
+    lines = [f"# Table 1 ({title}): contractive {against}", ""]
     if not done:
         lines += [
             f"**In progress**: {len(rows)} of {len(protocol.models)} models done.",
@@ -68,6 +76,8 @@ def markdown(
         f"{meta['environment']['threads_per_job']} thread(s), device "
         f"{meta['environment']['device']}.",
     ]
+    if meta.get("provenance"):
+        lines.append(f"- Data: {meta['provenance']}.")
     if meta["differences"]:
         lines.append(
             "- Shortened or changed from the full protocol: " + "; ".join(meta["differences"]) + "."
@@ -79,12 +89,14 @@ def markdown(
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_model = {row["model"]: row for row in rows}
-    for model, paper in PAPER_TABLE1.items():
+    # The paper's models (its RBM too) in its order, then ours that it lacks on this dataset.
+    for model in [*papers, *(m for m in MODELS if m not in papers)]:
         row = by_model.get(model)
+        paper = papers.get(model)
         ref = (
-            f"{paper.test_error:.2f}",
-            f"{paper.jacobian_norm:.2e}",
-            f"{paper.sat:.2f}",
+            ("", "", "")
+            if paper is None
+            else (f"{paper.test_error:.2f}", f"{paper.jacobian_norm:.2e}", f"{paper.sat:.2f}")
         )
         if row is None:
             why = "not reproduced" if model not in MODELS else "not run"
@@ -101,17 +113,18 @@ def markdown(
         )
     if rows:
         ours = ranking({r["model"]: r["test_error"] for r in rows})
-        theirs = ranking({m: PAPER_TABLE1[m].test_error for m in by_model})
-        lines += ["", f"Ranking by test error: ours {ours}; the paper's (same models) {theirs}."]
+        line = f"Ranking by test error: ours {ours}"
+        if papers:
+            theirs = ranking({m: papers[m].test_error for m in by_model if m in papers})
+            line += f"; the paper's (same models) {theirs}"
+        lines += ["", line + "."]
     lines += ["", "## Definitions", ""]
     lines += [f"- **{key}**: {text}" for key, text in DEFINITIONS.items()]
     lines += [
         "",
         "## Settings",
         "",
-        f"- Data: MNIST; training set the first {protocol.train_size} training images, "
-        f"validation set the last {protocol.val_size}, test set the {meta['n_test']} test "
-        "images; pixels divided by 255.",
+        f"- Data: {meta['data']}.",
         f"- Pre-training: {meta['n_features']}-{protocol.hidden} sigmoid, tied weights, "
         f"cross-entropy, Adam lr {protocol.pretrain_lr:g}, batch "
         f"{protocol.pretrain_batch_size}, epochs {protocol.pretrain_epochs}, seed "

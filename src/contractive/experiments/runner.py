@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..analysis import mean_jacobian_norm, saturation
 from ..evaluate import FinetuneResult, encode, finetune, linear_probe, test_error, train_stack
-from ..exceptions import ConfigError
 from ..locking import RunLock
 from ..nn import Autoencoder
 from ..train import Callback, EpochMetrics, Trainer, resolve_device
@@ -29,22 +28,22 @@ from ..validation import check_int, check_output_dir
 from .pool import WorkerPool, threads_per_job
 from .protocol import Protocol, check_protocol, protocol_json, select_point
 from .render import fmt_time, write_outputs
+from .splits import Split, load_split
 from .table1 import (
     DEFINITIONS,
     FULL,
     KNOB_SYMBOLS,
     KNOBS,
     MODELS,
-    PAPER_TABLE1,
     PROBE_ITER,
     differences,
+    paper_rows,
     planned_seconds,
     point_text,
     pretrain_config,
 )
 
 __all__ = [
-    "Split",
     "ValueResult",
     "finish_model",
     "load_mnist",
@@ -64,44 +63,13 @@ class _LastMetrics(Callback):
         self.last = metrics
 
 
-@dataclass
-class Split:
-    """An experiment's data as tensors: training, validation and test images and labels."""
-
-    X_train: Tensor  # (train_size, 784) in [0, 1]
-    y_train: Tensor  # (train_size,)
-    X_val: Tensor  # (val_size, 784)
-    y_val: Tensor
-    X_test: Tensor  # (10000, 784)
-    y_test: Tensor
-
-
 def load_mnist(data_dir: str | os.PathLike[str] | None, protocol: Protocol) -> Split:
-    """MNIST split as ``protocol`` says: the first ``train_size`` training images train, the
-    last ``val_size`` validate, the 10000 test images test."""
-    from ..data import load_dataset
+    """MNIST split as ``protocol`` says: :func:`load_split` of ``"mnist"``.
 
-    train = load_dataset("mnist", split="train", data_dir=data_dir)
-    test = load_dataset("mnist", split="test", data_dir=data_dir)
-    n = train.n_samples
-    if protocol.train_size + protocol.val_size > n:
-        raise ConfigError(
-            f"train_size + val_size must be at most the {n} MNIST training images. Got "
-            f"{protocol.train_size} + {protocol.val_size} = "
-            f"{protocol.train_size + protocol.val_size} instead."
-        )
-    # MNIST always has labels.
-    assert train.y is not None
-    assert test.y is not None
-    X, y = torch.from_numpy(train.X), torch.from_numpy(train.y)
-    return Split(
-        X_train=X[: protocol.train_size],
-        y_train=y[: protocol.train_size],
-        X_val=X[n - protocol.val_size :],
-        y_val=y[n - protocol.val_size :],
-        X_test=torch.from_numpy(test.X),
-        y_test=torch.from_numpy(test.y),
-    )
+    The first ``train_size`` training images train, the last ``val_size`` validate, the
+    10000 test images test.
+    """
+    return load_split("mnist", protocol, data_dir=data_dir)
 
 
 def _finetune_on(
@@ -116,7 +84,7 @@ def _finetune_on(
         data.y_val,
         batch_size=protocol.finetune_batch_size,
         seed=protocol.seed,
-        n_classes=10,
+        n_classes=data.n_classes,
         device=device,
         **options,
     )
@@ -272,22 +240,23 @@ def finish_model(
         data.y_test,
         max_iter=PROBE_ITER,
     )
-    paper = PAPER_TABLE1[model]
+    paper = paper_rows(data.name).get(model)
     selected = {k: chosen[k] for k in ((knob,) if knob else ()) + ("finetune_lr",)}
     # Everything this row took, wherever its parts ran.
     wall = sum(r.seconds for r in values) + time.perf_counter() - start
     row = {
+        "dataset": data.name,
         "model": model,
         "test_error": round(100 * err, 2),
         "val_error": round(100 * val_error, 2),
         "selection_val_error": round(100 * selection_val_error, 2),
-        "paper_test_error": paper.test_error,
+        "paper_test_error": None if paper is None else paper.test_error,
         "selected": selected,
         "final": final,
         "mean_jacobian_norm": chosen["mean_jacobian_norm"],
-        "paper_mean_jacobian_norm": paper.jacobian_norm,
+        "paper_mean_jacobian_norm": None if paper is None else paper.jacobian_norm,
         "sat": round(chosen["sat"], 2),
-        "paper_sat": paper.sat,
+        "paper_sat": None if paper is None else paper.sat,
         "probe_test_error": round(100 * probe.error, 2),
         "best_epoch": best_epoch,
         "wall_seconds": round(wall, 1),
@@ -298,8 +267,9 @@ def finish_model(
     log(
         f"[{model}] selected {point_text(model, grid[index])} (val error "
         f"{row['selection_val_error']:.2f}%, tested classifier {row['val_error']:.2f}%): "
-        f"test error {row['test_error']:.2f}% (paper "
-        f"{paper.test_error:.2f}%), linear probe {row['probe_test_error']:.2f}%, "
+        f"test error {row['test_error']:.2f}%"
+        + ("" if paper is None else f" (paper {paper.test_error:.2f}%)")
+        + f", linear probe {row['probe_test_error']:.2f}%, "
         f"{fmt_time(row['wall_seconds'])}"
     )
     return row
@@ -370,7 +340,9 @@ def _stderr(message: str) -> None:
 def run_table1(
     out: str | os.PathLike[str],
     *,
+    dataset: str | os.PathLike[str] = "mnist",
     data_dir: str | os.PathLike[str] | None = None,
+    label_column: str | int | None = None,
     protocol: Protocol = FULL,
     device: str = "auto",
     jobs: int | None = None,
@@ -383,9 +355,16 @@ def run_table1(
     ----------
     out : path-like
         Output folder (created if missing); the three files are rewritten after every model.
+    dataset : str or path-like
+        ``"mnist"`` (the paper's), any other name in :data:`contractive.data.DATASETS`, or a
+        labelled ``.npz`` / ``.csv`` file; split into training, validation and test sets by
+        :func:`~contractive.experiments.splits.load_split`'s rules. The paper's figures are
+        shown for MNIST and CIFAR-bw only, the datasets of its Table 1.
     data_dir : path-like, optional
-        Folder of the four MNIST ``.gz`` files (else ``CONTRACTIVE_DATA_DIR``, the cache, or a
+        Folder of the dataset's files (else ``CONTRACTIVE_DATA_DIR``, the cache, or a
         download; see :func:`contractive.data.load_dataset`).
+    label_column : str or int, optional
+        A user file's label column (``.csv``) or array (``.npz``).
     protocol : Protocol
         :data:`FULL`, :data:`QUICK`, or a :func:`dataclasses.replace` of one.
     device : str
@@ -412,9 +391,9 @@ def run_table1(
     Raises
     ------
     ConfigError
-        The protocol is invalid or asks for more images than MNIST has.
+        The protocol is invalid.
     DataError
-        The MNIST files are missing or damaged.
+        The dataset's files are missing or damaged, or it has no labels.
     """
     protocol = check_protocol(protocol, MODELS)
     if jobs is not None:
@@ -428,16 +407,22 @@ def run_table1(
     # One writer per output folder: a second run into it is refused, not interleaved.
     with RunLock(out_dir):
         start = time.perf_counter()
-        data = load_mnist(data_dir, protocol)
+        data = load_split(dataset, protocol, data_dir=data_dir, label_column=label_column)
         changed = differences(protocol)
-        planned = planned_seconds(protocol, jobs=jobs)
+        n_train = data.sizes[0]
+        planned = planned_seconds(protocol, jobs=jobs, n_train=n_train, n_features=data.n_features)
         meta: dict[str, Any] = {
             "experiment": "table1",
+            "dataset": data.name,
+            "data": data.description,
+            "provenance": data.provenance,
+            "sizes": dict(zip(("train", "validation", "test"), data.sizes, strict=True)),
             "protocol": protocol_json(protocol),
             "differences": changed,
             "command": command or "contractive reproduce table1",
             "planned_seconds": round(planned, 1),
-            "n_features": int(data.X_train.shape[1]),
+            "n_features": data.n_features,
+            "n_classes": data.n_classes,
             "n_test": int(data.X_test.shape[0]),
             "total_seconds": 0.0,
             "environment": _environment(dev, jobs),
@@ -454,7 +439,7 @@ def run_table1(
                 if protocol.final_epochs
                 else ""
             )
-            + f" on {protocol.train_size} images; {jobs} job(s); planned about "
+            + f" on {n_train} images of {data.name}; {jobs} job(s); planned about "
             f"{fmt_time(planned)} on 2 CPU cores; device {dev}"
         )
         if changed:

@@ -33,10 +33,12 @@ __all__ = [
     "KNOB_SYMBOLS",
     "MODELS",
     "PAPER_TABLE1",
+    "PAPER_TABLE1_CIFAR_BW",
     "QUICK",
     "RULE_TEXT",
     "PaperRow",
     "differences",
+    "paper_rows",
     "planned_seconds",
     "point_text",
     "pretrain_config",
@@ -48,7 +50,7 @@ MODELS = ("CAE", "DAE-g", "DAE-b", "AE+wd", "AE")
 
 @dataclass(frozen=True)
 class PaperRow:
-    """One MNIST row of the paper's Table 1: test error %, mean ||J_f(x)||_F, SAT %.
+    """One row of the paper's Table 1: test error %, mean ||J_f(x)||_F, SAT %.
 
     Examples
     --------
@@ -70,6 +72,29 @@ PAPER_TABLE1: dict[str, PaperRow] = {
     "AE+wd": PaperRow(1.68, 5.00e-4, 12.97),
     "AE": PaperRow(1.78, 17.5e-4, 49.90),
 }
+
+#: Rifai et al. (2011), Table 1, CIFAR-bw (confirmed in the paper; it has no RBM row there).
+PAPER_TABLE1_CIFAR_BW: dict[str, PaperRow] = {
+    "CAE": PaperRow(47.86, 2.40e-5, 85.65),
+    "DAE-b": PaperRow(49.03, 4.85e-5, 80.66),
+    "DAE-g": PaperRow(54.81, 4.94e-5, 19.90),
+    "AE+wd": PaperRow(55.03, 34.9e-5, 23.04),
+    "AE": PaperRow(55.47, 44.9e-5, 22.57),
+}
+
+
+def paper_rows(dataset: str) -> dict[str, PaperRow]:
+    """The paper's Table 1 rows for ``dataset``, by model; empty where the paper has none.
+
+    Examples
+    --------
+    >>> paper_rows("mnist")["CAE"].test_error, paper_rows("cifar-bw")["CAE"].test_error
+    (1.14, 47.86)
+    >>> paper_rows("mnist-rot")
+    {}
+    """
+    return {"mnist": PAPER_TABLE1, "cifar-bw": PAPER_TABLE1_CIFAR_BW}.get(dataset, {})
+
 
 #: The Config field each model's grid varies (the AE has none: its grid is the learning rate).
 KNOBS: dict[str, str | None] = {
@@ -160,16 +185,16 @@ QUICK = dataclasses.replace(
 )
 
 DEFINITIONS = {
-    "test_error": "% of the MNIST test images (all 10000) misclassified by the tested "
+    "test_error": "% of the test images (all of them; MNIST: 10000) misclassified by the tested "
     "classifier: the selected grid point's encoder after the final fine-tuning (or the grid "
     "point's own classifier when the protocol has none).",
-    "val_error": "% of the validation images (the last training images, never trained on) "
+    "val_error": "% of the validation images (MNIST: the last training images; never trained on) "
     "misclassified by the tested classifier: after the final fine-tuning when the protocol "
     "has one, else the selected grid point's.",
     "selection_val_error": "the selected grid point's validation error %, after the grid's "
     "fine-tuning (see Selection under Settings for the rule).",
     "mean_jacobian_norm": "mean over the validation images of ||J_f(x)||_F, the Frobenius norm "
-    "of the encoder's (hidden x 784) Jacobian at x, pixels in [0, 1], before fine-tuning; per "
+    "of the encoder's (hidden x d_x) Jacobian at x, pixels in [0, 1], before fine-tuning; per "
     "image, not squared, not divided by the number of entries (the paper does not say how its "
     "much smaller figures were normalised).",
     "sat": "% of (validation image, hidden unit) pairs with activation < 0.05 or > 0.95, "
@@ -247,10 +272,13 @@ def differences(protocol: Protocol) -> list[str]:
     return protocol_differences(protocol, FULL, point_text)
 
 
-def _task_seconds(protocol: Protocol) -> tuple[list[tuple[str, float]], dict[str, float]]:
+def _task_seconds(
+    protocol: Protocol, n_train: int, n_features: int
+) -> tuple[list[tuple[str, float]], dict[str, float]]:
     """Planned seconds of every grid-value task (in the runner's order) and of each model's
     finishing task (the final fine-tuning and the probe)."""
-    scale = protocol.train_size * protocol.hidden / (50_000 * 1000)
+    # The costs are matrix products of (batch, d_x) by (d_x, hidden): linear in each.
+    scale = n_train * n_features * protocol.hidden / (50_000 * 784 * 1000)
     values = []
     for model in protocol.models:
         grid = protocol.grids[model]
@@ -271,13 +299,21 @@ def _task_seconds(protocol: Protocol) -> tuple[list[tuple[str, float]], dict[str
     return values, finish
 
 
-def planned_seconds(protocol: Protocol, *, jobs: int = 1, cores: int = 2) -> float:
+def planned_seconds(
+    protocol: Protocol,
+    *,
+    jobs: int = 1,
+    cores: int = 2,
+    n_train: int | None = None,
+    n_features: int = 784,
+) -> float:
     """Wall time the protocol is planned to take on ``cores`` CPU cores, in seconds.
 
     Counts each distinct pre-training once, every fine-tuning of the grid at its full
     ``finetune_epochs`` (early stopping only makes it shorter) and the final fine-tuning.
     Per-epoch costs were measured on 50000 images with 1000 hidden units, one torch thread
-    per process, and scale with ``train_size * hidden``. With ``jobs`` processes the plan
+    per process, and scale with ``n_train * n_features * hidden`` (``n_train`` defaults to
+    ``train_size``; a smaller dataset gives fewer images). With ``jobs`` processes the plan
     replays the runner's schedule: grid values are handed out in table order to whichever
     process is free first, and a model whose values are all done has its final fine-tuning
     handed out before any further value; the plan is the time the last task ends. With more
@@ -292,7 +328,8 @@ def planned_seconds(protocol: Protocol, *, jobs: int = 1, cores: int = 2) -> flo
     >>> planned_seconds(QUICK, jobs=2) < 600
     True
     """
-    values, finish = _task_seconds(protocol)
+    n = protocol.train_size if n_train is None else n_train
+    values, finish = _task_seconds(protocol, n, n_features)
     if jobs == 1:
         return _ALONE * (sum(cost for _, cost in values) + sum(finish.values()))
     if jobs > cores:
