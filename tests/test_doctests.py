@@ -56,6 +56,7 @@ EXAMPLES_TO_WRITE: dict[str, frozenset[str]] = {
             "run_table1",
         }
     ),
+    "contractive.experiments.table2_runner": frozenset({"run_table2"}),
     "contractive.cli.reproduce": frozenset({"cmd_reproduce"}),
     "contractive.stopping": frozenset({"StoppingState"}),
     "contractive.train": frozenset(

@@ -435,7 +435,11 @@ class _Raising(argparse.ArgumentParser):
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["table2", "--out", "o"], r"argument experiment: invalid choice: 'table2'"),
+        (["table3", "--out", "o"], r"argument experiment: invalid choice: 'table3'"),
+        (
+            ["table2", "--out", "o", "--datasets", "mnist-rotated"],
+            r"comma-separated list of digits,",
+        ),
         (["table1"], r"the following arguments are required: --out"),
         (["table1", "--out", "o", "--models", "CAE,RBM"], r"comma-separated subset of CAE,"),
         (["table1", "--out", "o", "--hidden", "0"], r"expected a positive integer, got '0'"),

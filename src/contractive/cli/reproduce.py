@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from ..data import DATASETS, parse_label_column
+from ..exceptions import ConfigError
 from ..experiments import (
     EXPERIMENTS,
     FULL,
@@ -25,7 +27,9 @@ from ..experiments import (
     SELECTION_RULES,
     Protocol,
     run_table1,
+    table2,
 )
+from ..experiments.table2_runner import run_table2
 from ..validation import check_int
 from .argtypes import non_negative_int, positive_float, positive_int, probability
 from .common import Command
@@ -33,12 +37,27 @@ from .common import Command
 __all__ = ["COMMANDS", "add_reproduce_arguments", "cmd_reproduce"]
 
 
+# Every model either experiment knows; each experiment checks its own after parsing.
+_ALL_MODELS = (*MODELS, *(m for m in table2.MODELS if m not in MODELS))
+
+
 def _model_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [n for n in names if n not in MODELS]
+    unknown = [n for n in names if n not in _ALL_MODELS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"expected a comma-separated subset of {','.join(MODELS)}, got {text!r}"
+            f"expected a comma-separated subset of {','.join(MODELS)} (table1) or of "
+            f"{','.join(table2.MODELS)} (table2), got {text!r}"
+        )
+    return names
+
+
+def _dataset_list(text: str) -> list[str]:
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {','.join(DATASETS)}, got {text!r}"
         )
     return names
 
@@ -93,7 +112,16 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: mnist, the paper's)",
     )
     parser.add_argument(
-        "--data-dir", metavar="DIR", help="folder holding the dataset's files (MNIST: the four .gz)"
+        "--datasets",
+        type=_dataset_list,
+        metavar="D[,D...]",
+        help=f"table2: the datasets (default: the paper's {','.join(table2.DATASETS)})",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder holding the dataset's files (MNIST: the four .gz; the variations: their "
+        ".amat files, else MNIST's to regenerate them)",
     )
     parser.add_argument(
         "--label-column",
@@ -110,7 +138,8 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         "--models",
         type=_model_list,
         metavar="M[,M...]",
-        help=f"only these models (default: all of {','.join(MODELS)})",
+        help=f"only these models (default: all; table1: {','.join(MODELS)}; table2: "
+        f"{','.join(table2.MODELS)})",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
@@ -148,7 +177,10 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _protocol_from_args(args: argparse.Namespace) -> Protocol:
-    protocol = QUICK if args.quick else FULL
+    if args.experiment == "table2":
+        protocol = table2.QUICK if args.quick else table2.FULL
+    else:
+        protocol = QUICK if args.quick else FULL
     changes: dict[str, Any] = {}
     for setting in _flag_settings():
         value = getattr(args, setting.name, None)
@@ -158,7 +190,13 @@ def _protocol_from_args(args: argparse.Namespace) -> Protocol:
         changes["seed"] = check_int("seed", args.seed, low=0)
     if args.selection and args.selection != protocol.selection:
         changes["selection"] = args.selection
-    if args.models:
+    if args.models and args.experiment == "table1":
+        wrong = [m for m in args.models if m not in MODELS]
+        if wrong:
+            raise ConfigError(
+                f"--models for table1 must be some of {','.join(MODELS)}. Got "
+                f"{','.join(wrong)} instead."
+            )
         changes["grids"] = {m: g for m, g in protocol.grids.items() if m in args.models}
     if not changes:
         return protocol
@@ -168,12 +206,44 @@ def _protocol_from_args(args: argparse.Namespace) -> Protocol:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run ``contractive reproduce EXPERIMENT`` from parsed arguments; returns the exit status.
 
-    Progress goes to stderr; the finished table (``OUT/table1.md``) is printed to stdout.
+    Progress goes to stderr; the finished table (``OUT/table1.md`` or ``table2.md``) is
+    printed to stdout.
     """
     protocol = _protocol_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     command = " ".join(["contractive reproduce", args.experiment, *_rebuild_flags(args)])
+    if args.experiment == "table2":
+        if args.data != "mnist" or args.label_column is not None:
+            raise ConfigError("table2 takes --datasets, not --data or --label-column")
+        run_table2(
+            args.out,
+            datasets=args.datasets or table2.DATASETS,
+            models=args.models or table2.MODELS,
+            data_dir=args.data_dir,
+            protocol=protocol,
+            svm_grid=table2.QUICK_SVM_GRID if args.quick else table2.SVM_GRID,
+            device=args.device,
+            jobs=args.jobs,
+            command=command,
+            log=_stderr,
+        )
+        name = "table2"
+    else:
+        if args.datasets:
+            raise ConfigError("--datasets is for table2; table1 takes one dataset, --data")
+        _run_table1(args, protocol, command)
+        name = "table1"
+    print((Path(args.out) / f"{name}.md").read_text(), end="")
+    print(f"Wrote {Path(args.out) / f'{name}.md'} and {Path(args.out) / f'{name}.json'}")
+    return 0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _run_table1(args: argparse.Namespace, protocol: Protocol, command: str) -> None:
     run_table1(
         args.out,
         dataset=args.data,
@@ -184,15 +254,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         command=command,
     )
-    table = (Path(args.out) / "table1.md").read_text()
-    print(table, end="")
-    print(f"Wrote {Path(args.out) / 'table1.md'} and {Path(args.out) / 'table1.json'}")
-    return 0
 
 
 def _rebuild_flags(args: argparse.Namespace) -> list[str]:
     """The flags of ``args`` as a command line, for the record in the outputs."""
     flags: list[str] = []
+    if args.datasets:
+        flags += ["--datasets", ",".join(args.datasets)]
     if args.data != "mnist":
         flags += ["--data", shlex.quote(str(args.data))]
     if args.label_column is not None:

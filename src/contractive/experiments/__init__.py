@@ -56,4 +56,4 @@ __all__ = [
 ]
 
 #: Experiments ``contractive reproduce`` knows.
-EXPERIMENTS = ("table1",)
+EXPERIMENTS = ("table1", "table2")

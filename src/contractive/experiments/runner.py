@@ -45,6 +45,7 @@ from .table1 import (
 
 __all__ = [
     "ValueResult",
+    "environment",
     "finish_model",
     "load_mnist",
     "pretrain_value",
@@ -319,7 +320,14 @@ def run_models(
                     yield result
 
 
-def _environment(device: torch.device, jobs: int) -> dict[str, Any]:
+def environment(device: torch.device, jobs: int) -> dict[str, Any]:
+    """The machine and versions an experiment ran on, for its ``*_run.json``.
+
+    Examples
+    --------
+    >>> environment(torch.device("cpu"), 2)["jobs"]
+    2
+    """
     return {
         "jobs": jobs,
         "threads_per_job": threads_per_job(jobs),
@@ -425,7 +433,7 @@ def run_table1(
             "n_classes": data.n_classes,
             "n_test": int(data.X_test.shape[0]),
             "total_seconds": 0.0,
-            "environment": _environment(dev, jobs),
+            "environment": environment(dev, jobs),
             "definitions": DEFINITIONS,
         }
         n_pre = sum(len(protocol.values(m)) for m in protocol.models)
