@@ -504,6 +504,22 @@ def test_download_with_the_wrong_md5_leaves_nothing(
     assert all_files(tmp_path / "xdg") == []  # no partial archive, nothing extracted
 
 
+def test_a_failed_download_says_what_to_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cifar, "_URLS", ((tmp_path / "gone" / ARCHIVE).as_uri(),))
+    with pytest.raises(DataError) as info:
+        load_cifar_bw("test")
+    message = str(info.value)
+    assert message.startswith(f"Could not download {ARCHIVE}; tried file://")
+    assert message.endswith(
+        f"Without network, place {ARCHIVE} or its extracted .bin files in a folder and pass "
+        "--data-dir DIR or set CONTRACTIVE_DATA_DIR."
+    )
+    assert "four files" not in message  # not the MNIST advice
+    assert all_files(tmp_path / "xdg") == []
+
+
 # --- never the python (pickle) release -------------------------------------------------------
 
 

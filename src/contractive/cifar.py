@@ -81,6 +81,11 @@ _N_CLASSES = len(CIFAR10_CLASSES)
 # at most 255000 < 2**24, so float32 holds it exactly and only the final division rounds.
 _LUMA_X1000 = (299, 587, 114)
 _EXTRACT_CHUNK = 1 << 20
+# The end of the message when the download fails ("Without network, ...").
+_HINT_DATA_DIR = (
+    f"place {_ARCHIVE} or its extracted .bin files in a folder and pass --data-dir DIR or set "
+    "CONTRACTIVE_DATA_DIR"
+)
 
 
 def read_cifar_binary(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -372,7 +377,7 @@ def locate_cifar_files(
     if archive is None:
         if not download:
             raise DataError(_not_found_message(names, dirs))
-        archive = download_file(_URLS, cache / _ARCHIVE, _ARCHIVE_MD5)
+        archive = download_file(_URLS, cache / _ARCHIVE, _ARCHIVE_MD5, hint=_HINT_DATA_DIR)
     else:
         check_md5(archive, _ARCHIVE_MD5)
     _extract(archive, extracted)

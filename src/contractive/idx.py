@@ -179,6 +179,7 @@ def download_file(
     md5: str,
     *,
     timeout: float = _DOWNLOAD_TIMEOUT_S,
+    hint: str | None = None,
 ) -> Path:
     """Download a file, verify its md5, and move it into place atomically.
 
@@ -197,6 +198,10 @@ def download_file(
         Expected hex md5 of the file.
     timeout : float
         Seconds to wait for the connection and for each read.
+    hint : str, optional
+        What to do without network, ending the failure message after "Without network, "
+        (default: the MNIST advice, to place the four files in a folder and pass
+        ``--data-dir DIR`` or set ``CONTRACTIVE_DATA_DIR``).
 
     Returns
     -------
@@ -227,6 +232,16 @@ def download_file(
     (got md5 8e68ecbca2c39862a6e19d795bd896cd, expected 00000000000000000000000000000000). ...
     >>> sorted(p.name for p in folder.iterdir())  # no partial file is left behind
     ['copy', 'source.bin']
+
+    A caller with other files to place says so with ``hint``:
+
+    >>> download_file(
+    ...     (folder / "gone.bin").as_uri(), folder / "gone.bin", md5, hint="copy gone.bin by hand"
+    ... )
+    Traceback (most recent call last):
+        ...
+    contractive.exceptions.DataError: Could not download gone.bin; tried file:///...gone.bin
+    (...). Without network, copy gone.bin by hand.
 
     From the network (skipped here: the tests run offline):
 
@@ -280,7 +295,7 @@ def download_file(
             failures.append(f"{u} ({exc})")
     raise DataError(
         f"Could not download {dest.name}; tried {'; '.join(failures)}. Without network, "
-        f"{_HINT_DATA_DIR}."
+        f"{_HINT_DATA_DIR if hint is None else hint}."
     )
 
 

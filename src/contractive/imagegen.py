@@ -27,6 +27,7 @@ from contractive.validation import check_choice, check_int, is_bool, parameter_e
 __all__ = [
     "NEEDS_MNIST",
     "VARIATION_SIZES",
+    "composite",
     "convex",
     "image_background",
     "natural_patches",
@@ -244,9 +245,11 @@ def natural_patches(n: int, rng: np.random.Generator, size: int = 28) -> np.ndar
 def random_background(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Put each digit on uniform noise, as for mnist-bg-rand.
 
-    A pixel that is exactly 0 in ``images`` is background and becomes uniform in [0, 1)
-    (``rng.random``, one value per pixel of the array, drawn whole); every other pixel keeps
-    its digit value, anti-aliased edges included.
+    The digit is laid over uniform noise in [0, 1) (``rng.random``, one value per pixel of the
+    array, drawn whole) with its own intensity as opacity, ``d + (1 - d) * noise``: a
+    background pixel (``d = 0``) becomes noise, a full stroke pixel (``d = 1``) stays 1, and a
+    stroke's anti-aliased edge blends the two. (Keeping the edge as it was would outline every
+    digit with a dark halo on a bright background, a cue the originals do not have.)
 
     Parameters
     ----------
@@ -266,7 +269,7 @@ def random_background(images: np.ndarray, rng: np.random.Generator) -> np.ndarra
     >>> digit = np.zeros((1, 4, 4), np.float32)
     >>> digit[0, 1:3, 1:3] = 1.0
     >>> noisy = random_background(digit, np.random.default_rng(0))
-    >>> noisy[0, 1:3, 1:3].tolist()  # the digit is kept
+    >>> noisy[0, 1:3, 1:3].tolist()  # the full-strength digit is kept
     [[1.0, 1.0], [1.0, 1.0]]
     >>> bool((noisy[0, 0] != 0).all())  # the background is noise
     True
@@ -274,15 +277,14 @@ def random_background(images: np.ndarray, rng: np.random.Generator) -> np.ndarra
     images = _check_images(images, "random_background")
     rng = _check_rng(rng, "random_background")
     noise = rng.random(images.shape, dtype=np.float32)  # (n, height, width) in [0, 1)
-    return np.where(images == 0, noise, images)
+    return composite(images, noise)
 
 
 def image_background(images: np.ndarray, patches: np.ndarray) -> np.ndarray:
     """Put each digit on its own patch, as for mnist-bg-img.
 
-    The rule of :func:`random_background`: a pixel that is exactly 0 in ``images`` is
-    background and takes the patch's pixel; every other pixel keeps its digit value, so a
-    stroke's faint anti-aliased edge stays as it was (dark) on top of the patch.
+    The rule of :func:`random_background` (:func:`composite`): the digit over the patch with
+    its intensity as opacity, ``d + (1 - d) * patch``.
 
     Parameters
     ----------
@@ -300,9 +302,9 @@ def image_background(images: np.ndarray, patches: np.ndarray) -> np.ndarray:
     --------
     >>> import numpy as np
     >>> digit = np.zeros((1, 3, 3), np.float32)
-    >>> digit[0, 1, 1] = 0.75
+    >>> digit[0, 1, 1] = 0.5
     >>> image_background(digit, np.full((1, 3, 3), 0.25, np.float32))[0].tolist()
-    [[0.25, 0.25, 0.25], [0.25, 0.75, 0.25], [0.25, 0.25, 0.25]]
+    [[0.25, 0.25, 0.25], [0.25, 0.625, 0.25], [0.25, 0.25, 0.25]]
     """
     images = _check_images(images, "image_background")
     patches = _check_images(patches, "image_background", name="patches")
@@ -314,7 +316,23 @@ def image_background(images: np.ndarray, patches: np.ndarray) -> np.ndarray:
             got,
             owner="image_background",
         )
-    return np.where(images == 0, patches, images)
+    return composite(images, patches)
+
+
+def composite(images: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
+    """White-on-black images laid over backgrounds, their intensity as opacity.
+
+    ``d + (1 - d) * b``, clipped to [0, 1] against rounding: where the image is 0 the
+    background shows, where it is 1 the image does, and in between they blend.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> composite(np.array([0.0, 0.5, 1.0], np.float32), np.full(3, 0.5, np.float32)).tolist()
+    [0.5, 0.75, 1.0]
+    """
+    out = images + (1.0 - images) * backgrounds  # (n, height, width), float32
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def rectangles(

@@ -473,3 +473,93 @@ def plot_training_curves(
     if axes[1].get_lines():
         axes[1].set_yscale("log")
     return save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data figures.
+
+__all__ += ["plot_image_grid"]
+
+
+def plot_image_grid(
+    images: np.ndarray,
+    image_shape: tuple[int, ...],
+    path: str | Path,
+    *,
+    labels: Sequence[object] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Images in a square grid, gray from 0 (black) to 1 (white), each with its label above.
+
+    The grid has ``ceil(sqrt(n))`` columns and as many rows as needed. Values are shown as
+    they are on a fixed 0..1 scale (not rescaled per image), so that images compare; values
+    outside it show as black or white.
+
+    Parameters
+    ----------
+    images : np.ndarray
+        ``(n, n_features)`` flat samples, ``n >= 1``.
+    image_shape : tuple of int
+        Shape of one image, ``(H, W)`` or ``(C, H, W)`` (the first channel is shown).
+    path : str or Path
+        Output PNG, written atomically.
+    labels : sequence, optional
+        ``n`` labels, each written small above its image (``str(label)``); none when omitted.
+    title : str, optional
+        A line above the grid.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If there are no images, or not one label per image.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> x = np.random.default_rng(0).random((5, 16))  # five 4x4 images: a 3x2 grid
+    >>> path = Path(tempfile.mkdtemp()) / "grid.png"
+    >>> plot_image_grid(x, (4, 4), path, labels=[0, 1, 1, 0, 1], title="toy").read_bytes()[:4]
+    b'\\x89PNG'
+    >>> plot_image_grid(x, (4, 4), path, labels=[0])
+    Traceback (most recent call last):
+        ...
+    ValueError: 5 images but 1 labels: give one label per image, or none
+    """
+    images = np.asarray(images)
+    n = images.shape[0]
+    if n == 0:
+        raise ValueError("no images to draw")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{n} images but {len(labels)} labels: give one label per image, or none")
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    label_room = 0.12 if labels is not None else 0.0  # inches above each image for its label
+    height = rows * (0.6 + label_room) + (0.3 if title else 0.0)  # inches
+    plt = _pyplot()
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6, height), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, ax in enumerate(axes.ravel()[:n]):
+        ax.imshow(
+            _image(images[i], image_shape), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest"
+        )
+        if labels is not None:
+            ax.set_title(str(labels[i]), fontsize=6, pad=1.5)
+    top = 1.0 - (0.3 if title else 0.05) / height  # room for the title line above the grid
+    fig.subplots_adjust(
+        left=0.02,
+        right=0.98,
+        bottom=0.02,
+        top=top,
+        wspace=0.08,
+        hspace=0.3 if labels is not None else 0.08,
+    )
+    if title:
+        fig.suptitle(title, fontsize=8, y=1.0 - 0.05 / height, va="top")
+    return save_figure(fig, path)

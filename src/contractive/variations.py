@@ -57,7 +57,7 @@ __all__ = [
     "variation_status",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Version of the regenerated data: bump it whenever :mod:`contractive.imagegen` changes its
 output, so that caches made by the old code are regenerated instead of reused."""
 

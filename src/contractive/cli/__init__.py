@@ -5,6 +5,7 @@
   one-line error report.
 - :mod:`.train`: ``train``, ``encode``, ``reconstruct`` and ``info``.
 - :mod:`.analysis`: ``sample``.
+- :mod:`.datasets`: ``data``, describing a dataset (and drawing a grid of its images).
 - :mod:`.report`: ``report``.
 - :mod:`.reproduce`: ``reproduce`` (over :mod:`contractive.experiments`).
 - :mod:`.argtypes`: the ``type=`` converters of the options.
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import analysis, report, reproduce, train
+from . import analysis, datasets, report, reproduce, train
 from .common import Command, Parser, report_error
 
 __all__ = ["main"]
@@ -31,6 +32,7 @@ __all__ = ["main"]
 _COMMANDS: dict[str, Command] = {
     **train.COMMANDS,
     **analysis.COMMANDS,
+    **datasets.COMMANDS,
     **report.COMMANDS,
     **reproduce.COMMANDS,
 }

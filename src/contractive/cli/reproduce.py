@@ -115,7 +115,8 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         "--datasets",
         type=_dataset_list,
         metavar="D[,D...]",
-        help=f"table2: the datasets (default: the paper's {','.join(table2.DATASETS)})",
+        help=f"table2: the datasets (default: the paper's {','.join(table2.DATASETS)}; with "
+        f"--quick {','.join(table2.QUICK_DATASETS)})",
     )
     parser.add_argument(
         "--data-dir",
@@ -218,7 +219,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             raise ConfigError("table2 takes --datasets, not --data or --label-column")
         run_table2(
             args.out,
-            datasets=args.datasets or table2.DATASETS,
+            datasets=args.datasets or (table2.QUICK_DATASETS if args.quick else table2.DATASETS),
             models=args.models or table2.MODELS,
             data_dir=args.data_dir,
             protocol=protocol,
