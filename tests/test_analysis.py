@@ -156,10 +156,29 @@ def test_contraction_ratio_is_deterministic_under_a_seed() -> None:
     assert not np.array_equal(a.ratio, c.ratio)
 
 
-def test_default_radii_span_three_decades_of_the_median_distance() -> None:
+def test_default_radii_span_1e_minus_3_to_1e2_of_the_median_distance() -> None:
     x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 10.0]])  # distances 5, 10, sqrt(45)
-    r = default_radii(x, n=4)
-    np.testing.assert_allclose(r, math.sqrt(45) * np.array([1e-3, 1e-2, 1e-1, 1.0]))
+    r = default_radii(x, n=6)
+    np.testing.assert_allclose(r, math.sqrt(45) * np.array([1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2]))
+    # By default four radii a decade, with 1, 10 and 100 times the median among them.
+    r = default_radii(x)
+    assert r.shape == (21,)
+    np.testing.assert_allclose(r[[0, 12, 16, 20]], math.sqrt(45) * np.array([1e-3, 1, 10, 100]))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_default_radii_reach_the_saturated_regime(activation: str) -> None:
+    # A bounded code moves by at most sqrt(d_h) (sigmoid) or 2 sqrt(d_h) (tanh) in all, so
+    # ratio(r) <= bound / r, and at the largest default radius the ratio has fallen from its
+    # small-radius value, even though x1 there is far outside [0, 1].
+    model = mlp_autoencoder([30, 8], activation=activation)
+    x = torch.rand(50, 30)
+    curve = contraction_ratio(model, x)
+    reach = math.sqrt(8) * (1.0 if activation == "sigmoid" else 2.0)
+    assert np.all(curve.ratio <= reach / curve.radii)
+    assert curve.ratio[-1] < 0.2 * curve.ratio[0]
+    # The small radii are in the linear regime: the ratio has not moved yet.
+    assert curve.ratio[4] == pytest.approx(curve.ratio[0], rel=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -214,6 +214,44 @@ def test_info_text_and_json(trained: Path, capsys: pytest.CaptureFixture[str]) -
     assert info["epochs_done"] == 2
     assert info["resumable"] is True
     assert info["parameters"] == 64 * 12 + 12 + 64
+    assert info["stack"] is None
+
+
+def test_greedy_train_info_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = str(tmp_path / "cae2")
+    code, out, err = _run(
+        capsys, "train", "--hidden", "12,6", "--greedy", "--epochs", "2", "--out", run
+    )
+    assert code == 0, err
+    # One line per layer as it starts, and an epoch line per layer and epoch.
+    assert "layer 1/2  64 -> 12, trained on the inputs" in err
+    assert "layer 2/2  12 -> 6, trained on the codes of layer 1" in err
+    for layer in (1, 2):
+        for epoch in (1, 2):
+            assert f"layer {layer}/2  epoch {epoch}/2  recon" in err
+    assert re.search(r"greedy stack of 2 layers: final recon [0-9.]+ on the validation split", out)
+    code, out, _ = _run(capsys, "info", run)
+    assert code == 0
+    assert "mlp 64 -> 12 -> 6, sigmoid, tied, 934 parameters, greedy stack of 2 layers" in out
+    assert "epochs       layer 1: 2/2, layer 2: 2/2" in out
+    assert re.search(r"stack        recon [0-9.]+ on the validation split", out)
+    assert "last epoch   layer 2/2, recon" in out
+    code, out, _ = _run(capsys, "info", run, "--json")
+    info = json.loads(out)
+    assert info["config"]["greedy"] is True
+    assert info["resumable"] is False
+    assert info["stack"]["layers"] == 2
+    assert info["stack"]["epochs_done"] == [2, 2]
+    assert info["stack"]["split"] == "validation"
+    message = cli_error(capsys, "train", "--resume", run, status=2)
+    expect(message, r"cae2 is a greedy stack \(greedy=True\), which cannot be resumed")
+
+
+def test_greedy_conv_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--greedy", "--architecture", "conv", "--out", str(tmp_path / "r")]
+    message = cli_error(capsys, *argv, status=2)
+    expect(message, r"^The 'architecture' parameter must be 'mlp' when greedy=True")
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv"])

@@ -56,3 +56,19 @@ def test_report_parser(capsys: pytest.CaptureFixture[str]) -> None:
     assert "expected a positive integer, got '0'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _parser().parse_args(["--out", "o"])
+
+
+def test_report_compares_a_greedy_stack_with_one_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The paper's CAE-1 against its CAE-2 (two layers trained greedily), on the digits.
+    cae1, cae2 = tmp_path / "cae1", tmp_path / "cae2"
+    train_run(Config(hidden=[12], epochs=1), cae1, quiet=True, plots=False)
+    train_run(Config(hidden=[12, 6], greedy=True, epochs=2), cae2, quiet=True, plots=False)
+    out = tmp_path / "report"
+    argv = [str(cae1), str(cae2), "--out", str(out), "--n-points", "40", "--spectrum-points", "8"]
+    assert REPORT.run(_parser().parse_args(argv)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("cae1  ")
+    assert lines[2].startswith("cae2: CAE-2 (greedy)  2 + 2 ")
+    assert (out / "figures" / "contraction.png").is_file()

@@ -111,3 +111,62 @@ def test_config_json_carries_version_and_extra() -> None:
     assert payload["format_version"] == 1
     assert payload["n_features"] == 64
     assert payload["config"]["contraction"] == 0.1
+
+
+# ---------------------------------------------------------------------------------------------
+# greedy: what a greedy stack can be.
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"hidden": [20, 10]},
+        {"hidden": [20, 10], "activation": "identity", "loss": "mse", "tied": False},
+        # One layer is the ordinary one-layer model: any activation and loss go.
+        {"hidden": [20], "activation": "tanh", "loss": "mse"},
+        {"hidden": [20, 10], "contraction": 1.0, "noise_std": 0.1, "patience": 2},
+    ],
+)
+def test_greedy_accepts_what_stacks(values: dict[str, object]) -> None:
+    assert Config.from_dict({"greedy": True, **values}).greedy is True
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"architecture": "conv"},
+            r"^The 'architecture' parameter must be 'mlp' when greedy=True \(a greedy stack is "
+            r"MLP layers\)\. Got 'conv' instead\.$",
+        ),
+        (
+            {"checkpoint_every": 50},
+            r"^The 'checkpoint_every' parameter must be 0 when greedy=True \(a greedy stack is "
+            r"not checkpointed: it cannot be resumed\)\. Got 50 instead\.$",
+        ),
+        (
+            {"hidden": [20, 10], "activation": "tanh"},
+            r"^The 'activation' parameter must be 'sigmoid' with loss='bce' when greedy=True "
+            r"and there are several hidden layers \(an upper layer decodes through the output "
+            r"activation of its loss, which must be the hidden activation for the stack to be "
+            r"one autoencoder\)\. Got 'tanh' instead\.$",
+        ),
+        (
+            {"hidden": [20, 10], "loss": "mse"},
+            r"^The 'activation' parameter must be 'identity' with loss='mse' when greedy=True .* "
+            r"Got 'sigmoid' instead\.$",
+        ),
+    ],
+)
+def test_greedy_refuses_what_does_not_stack(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict({"greedy": True, **values})
+    Config.from_dict(values)  # without greedy the same options are fine
+
+
+def test_greedy_defaults_to_off_and_round_trips() -> None:
+    assert Config().greedy is False
+    cfg = Config(hidden=[8, 4], greedy=True)
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match=r"'greedy' parameter must be a bool\. Got 'yes'"):
+        Config.from_dict({"greedy": "yes"})

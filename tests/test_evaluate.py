@@ -7,7 +7,7 @@ out in the tests (closed forms, brute-force Jacobians from torch.autograd.functi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -28,6 +28,8 @@ from contractive.evaluate import (
 )
 from contractive.exceptions import ConfigError, DataError, TrainingDivergedError
 from contractive.nn import Autoencoder, conv_autoencoder, mlp_autoencoder
+from contractive.runs import build_model
+from contractive.stacking import greedy_layer_configs, stack_autoencoder
 
 # Imported under another name: pytest would collect a module-level ``test_error``.
 error_rate = evaluate.test_error
@@ -545,6 +547,109 @@ def test_train_stack_errors() -> None:
     tanh = Config(hidden=[3], activation="tanh", loss="mse", epochs=1)
     with pytest.raises(DataError, match=r"the codes of layer 1 has values outside \[0, 1\]"):
         train_stack(X - 0.5, [tanh, Config(hidden=[2])])
+
+
+def test_greedy_layer_configs_one_layer_each_with_its_own_seed() -> None:
+    config = Config(hidden=[12, 6, 3], greedy=True, seed=4, contraction=0.7, epochs=3)
+    configs = greedy_layer_configs(config)
+    assert [(c.hidden, c.seed, c.greedy) for c in configs] == [
+        ([12], 4, False),
+        ([6], 5, False),
+        ([3], 6, False),
+    ]
+    changed = {"hidden", "seed", "greedy"}
+    for c in configs:
+        same = {k: v for k, v in c.to_dict().items() if k not in changed}
+        assert same == {k: v for k, v in config.to_dict().items() if k not in changed}
+    with pytest.raises(ConfigError, match=r"The 'config' parameter must be a Config\. Got dict"):
+        greedy_layer_configs({"hidden": [3]})  # type: ignore[arg-type]
+
+
+# (activation, loss, tied): the combinations whose stack is one autoencoder.
+STACKABLE = [("sigmoid", "bce", True), ("sigmoid", "bce", False), ("identity", "mse", True)]
+
+
+@pytest.mark.parametrize(("activation", "loss", "tied"), STACKABLE)
+def test_stack_autoencoder_encodes_and_reconstructs_as_the_stack(
+    activation: str, loss: str, tied: bool
+) -> None:
+    X = torch.rand(64, 10)
+    base = Config(hidden=[1], activation=activation, loss=loss, tied=tied, epochs=2)
+    configs = greedy_layer_configs(base.replace(hidden=[7, 5, 3]))
+    layers = train_stack(X, configs)
+    deep = stack_autoencoder(layers)
+    # The same class and parameters as the model Config(hidden=[7, 5, 3]) describes.
+    plain = build_model(base.replace(hidden=[7, 5, 3]), 10, None)
+    assert type(deep) is type(plain)
+    assert type(deep.decoder) is type(plain.decoder)
+    assert {k: v.shape for k, v in deep.state_dict().items()} == {
+        k: v.shape for k, v in plain.state_dict().items()
+    }
+    with torch.no_grad():
+        h = deep.encode(X)
+        torch.testing.assert_close(h, stack_encoder(layers)(X), rtol=0, atol=1e-6)
+        expected = layers[0].decode(layers[1].decode(layers[2].decode(h)))
+        torch.testing.assert_close(deep(X).x_hat, expected, rtol=0, atol=1e-6)
+    # Copies: training the deep model leaves the layers alone.
+    before = layers[0].encoder[0].weight.clone()
+    with torch.no_grad():
+        deep.encoder[0].weight.add_(1.0)
+    assert torch.equal(layers[0].encoder[0].weight, before)
+
+
+def test_stack_autoencoder_of_one_layer_is_that_layer() -> None:
+    layer = mlp_autoencoder([6, 4])
+    deep = stack_autoencoder([layer])
+    assert all(torch.equal(deep.state_dict()[k], v) for k, v in layer.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("layers", "match"),
+    [
+        (lambda: [], r"The 'layers' parameter must be a non-empty list of Autoencoder\. Got list"),
+        (
+            lambda: mlp_autoencoder([6, 4]),
+            r"The 'layers' parameter must be a non-empty list of Autoencoder\. Got Autoencoder",
+        ),
+        (
+            lambda: [conv_autoencoder((1, 4, 4), [2], kernel_size=3)],
+            r"must hold one-layer MLP autoencoders .* Got layer 1: Autoencoder instead\.",
+        ),
+        (
+            lambda: [mlp_autoencoder([6, 4]), mlp_autoencoder([4, 3, 2])],
+            r"must hold one-layer MLP autoencoders .* Got layer 2: Autoencoder instead\.",
+        ),
+        (
+            lambda: [mlp_autoencoder([6, 4]), nn.Linear(4, 3)],
+            r"must hold one-layer MLP autoencoders .* Got layer 2: Linear instead\.",
+        ),
+        (
+            lambda: [mlp_autoencoder([6, 4]), mlp_autoencoder([5, 3])],
+            r"Layer 2 of the 'layers' parameter takes 5 inputs, but layer 1 gives 4 codes\.",
+        ),
+        (
+            lambda: [mlp_autoencoder([6, 4]), mlp_autoencoder([4, 3], activation="tanh")],
+            r"Layer 2 .* has activation 'tanh' and tied=True; layer 1 has 'sigmoid' and "
+            r"tied=True\. The layers of one stack must agree\.",
+        ),
+        (
+            lambda: [mlp_autoencoder([6, 4]), mlp_autoencoder([4, 3], tied=False)],
+            r"Layer 2 .* has activation 'sigmoid' and tied=False; layer 1 has 'sigmoid' and "
+            r"tied=True\.",
+        ),
+        (
+            lambda: [
+                mlp_autoencoder([6, 4]),
+                mlp_autoencoder([4, 3], output_activation="identity"),
+            ],
+            r"Layer 2 of the 'layers' parameter decodes through 'identity', but the hidden "
+            r"activation is 'sigmoid': the deep model could not reconstruct as the stack does",
+        ),
+    ],
+)
+def test_stack_autoencoder_errors(layers: Callable[[], object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        stack_autoencoder(layers())  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------

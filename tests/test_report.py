@@ -137,8 +137,8 @@ def test_report_errors(
         write_report([], tmp_path)
     with pytest.raises(ConfigError, match=r"'n_points' parameter must be an int .*Got 0 instead"):
         write_report([digits_runs[0]], tmp_path, n_points=0)
-    with pytest.raises(ConfigError, match=r"'split' parameter must be a str among \{'train', 'te"):
-        write_report([digits_runs[0]], tmp_path, split="valid")
+    with pytest.raises(ConfigError, match=r"'split' parameter must be a str among \{'train', '"):
+        write_report([digits_runs[0]], tmp_path, split="dev")
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(ConfigError, match="exists and is not a folder"):
@@ -150,3 +150,50 @@ def test_report_errors(
     npy = str(tabular_runs[0].parent / "x.npy")
     with pytest.raises(DataError, match="X has 10 features, but the model in .* trained on 64"):
         write_report([digits_runs[0]], tmp_path / "other", data=npy)
+
+
+# ---------------------------------------------------------------------------------------------
+# A greedy stack beside a one-layer CAE: the paper's CAE-1 and CAE-2, tiny.
+
+
+@pytest.fixture(scope="module")
+def stack_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Report, str]:
+    root = tmp_path_factory.mktemp("stack")
+    cae1, cae2 = root / "cae1", root / "cae2"
+    train_run(Config(hidden=[16], epochs=1), cae1, quiet=True, plots=False)
+    train_run(Config(hidden=[16, 8], greedy=True, epochs=1), cae2, quiet=True, plots=False)
+    report = write_report([cae1, cae2], root / "report", n_points=60, spectrum_points=10)
+    return report, report.path.read_text(encoding="utf-8")
+
+
+def test_report_names_a_greedy_stack_as_the_paper_does(stack_report: tuple[Report, str]) -> None:
+    report, page = stack_report
+    assert [rr.label for rr in report.runs] == ["cae1", "cae2: CAE-2 (greedy)"]
+    lines = format_table(report).splitlines()
+    assert lines[2].startswith("cae2: CAE-2 (greedy)  1 + 1 ")  # an epoch per layer
+    assert "cae2: CAE-2 (greedy)" in page
+    assert "trained greedily one layer at a time (2 layers)" in page
+    assert set(_embedded(page)) == {
+        *SHARED,
+        *(f"{run}-{kind}" for run in ("cae1", "cae2_CAE-2_greedy") for kind in PER_RUN),
+    }
+
+
+def test_report_takes_a_greedy_stacks_own_reconstruction(stack_report: tuple[Report, str]) -> None:
+    report, _ = stack_report
+    cae1, cae2 = report.runs
+    recon = cae2.run.meta["stack"]["recon"]
+    assert format_table(report).splitlines()[2].split("  ")[2].strip() == f"{recon:.4g}"
+    # Not its top layer's last line, which reconstructs codes of layer 1.
+    assert cae2.history[-1]["layer"] == 2
+    assert f"{cae2.history[-1]['val_recon']:.4g}" != f"{recon:.4g}"
+    assert cae1.analysis.contraction.radii.shape == (21,)
+
+
+def test_report_compares_contraction_on_shared_radii(stack_report: tuple[Report, str]) -> None:
+    report, page = stack_report
+    cae1, cae2 = (rr.analysis.contraction for rr in report.runs)
+    np.testing.assert_array_equal(cae1.radii, cae2.radii)
+    assert cae2.radii[-1] / cae2.radii[0] == pytest.approx(1e5)
+    assert "21 radii from " in page
+    assert "10⁻³ to 10² times the median distance between two of the points" in page

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from contractive import Config, load_run, resume_run, train_run
 from contractive.exceptions import CheckpointError, ConfigError, DataError
-from contractive.workflow import load_run_data, prepare_data
+from contractive.losses import reconstruction_loss
+from contractive.runs import build_model, load_tensors, read_metrics
+from contractive.stacking import greedy_layer_configs, stack_encoder, train_stack
+from contractive.workflow import layer_epochs, load_run_data, prepare_data
 
 
 def _cfg(**kw: object) -> Config:
@@ -138,3 +142,110 @@ def test_mmap_training(tmp_path: Path) -> None:
         _cfg(data=str(data), validation_fraction=0.0), tmp_path / "run", quiet=True, mmap=True
     )
     assert run.encode(np.zeros((2, 6), dtype=np.float32)).shape == (2, 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy stacks.
+
+
+def _greedy(**kw: object) -> Config:
+    return _cfg(hidden=[12, 6], greedy=True, epochs=2, **kw)
+
+
+@pytest.fixture(scope="module")
+def greedy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("greedy") / "cae2"
+    train_run(_greedy(), path, quiet=True)
+    return path
+
+
+def test_greedy_run_folder_holds_the_deep_model(greedy_run: Path) -> None:
+    names = sorted(p.name for p in greedy_run.iterdir())
+    # No checkpoint: a greedy run cannot be resumed.
+    assert names == [
+        "config.json",
+        "filters.png",
+        "metrics.jsonl",
+        "model.safetensors",
+        "reconstructions.png",
+    ]
+    payload = json.loads((greedy_run / "config.json").read_text())
+    assert payload["config"]["greedy"] is True
+    assert payload["stack"]["split"] == "validation"
+    rows = read_metrics(greedy_run / "metrics.jsonl")
+    assert [(row["layer"], row["epoch"]) for row in rows] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert layer_epochs(rows, 2) == [2, 2]
+    run = load_run(greedy_run)
+    plain = build_model(Config(hidden=[12, 6]), 64, None)  # what a joint run would build
+    assert type(run.model) is type(plain)
+    assert set(run.model.state_dict()) == set(plain.state_dict())
+
+
+def test_greedy_run_is_the_stack_of_its_layers(greedy_run: Path) -> None:
+    config = _greedy()
+    prepared = prepare_data(config)
+    assert isinstance(prepared.X_train, torch.Tensor)
+    layers = train_stack(prepared.X_train, greedy_layer_configs(config), X_val=prepared.X_val)
+    model = load_run(greedy_run).model
+    x = prepared.X_val
+    assert x is not None
+    with torch.no_grad():
+        h = model.encode(x)
+        torch.testing.assert_close(h, stack_encoder(layers)(x), rtol=0, atol=1e-6)
+        x_hat = layers[0].decode(layers[1].decode(h))
+        torch.testing.assert_close(model(x).x_hat, x_hat, rtol=0, atol=1e-6)
+        recon = float(reconstruction_loss(model(x), x, config.loss).double().mean())
+    stack = json.loads((greedy_run / "config.json").read_text())["stack"]
+    assert stack["recon"] == pytest.approx(recon, rel=1e-9)
+
+
+def test_greedy_stack_of_one_layer_is_the_plain_run(tmp_path: Path) -> None:
+    train_run(_cfg(epochs=2), tmp_path / "plain", quiet=True, plots=False)
+    train_run(_cfg(epochs=2, greedy=True), tmp_path / "greedy", quiet=True, plots=False)
+    plain, _ = load_tensors(tmp_path / "plain" / "model.safetensors")
+    greedy, _ = load_tensors(tmp_path / "greedy" / "model.safetensors")
+    assert plain.keys() == greedy.keys()
+    assert all(torch.equal(plain[k], greedy[k]) for k in plain)
+
+
+def test_greedy_run_cannot_be_resumed(greedy_run: Path) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"cae2 is a greedy stack \(greedy=True\), which cannot be resumed: its layers are "
+        r"trained one after the other without checkpoints\. Train it again with --overwrite\.$",
+    ):
+        resume_run(greedy_run, epochs=3, quiet=True)
+
+
+def test_greedy_is_refused_under_torchrun_and_with_mmap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).random((40, 6)).astype(np.float32))
+    config = _greedy(data=str(data), validation_fraction=0.0)
+    with pytest.raises(
+        ConfigError,
+        match=r"^The 'greedy' parameter must be False with a memory-mapped dataset \(mmap\): "
+        r"the layers above the first train on codes held in memory\. Got True instead\.$",
+    ):
+        train_run(config, tmp_path / "mmap", quiet=True, mmap=True)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(
+        ConfigError,
+        match=r"^The 'greedy' parameter must be False when training with 2 processes "
+        r"\(torchrun\): a greedy stack trains in one process\. Got True instead\.$",
+    ):
+        train_run(config, tmp_path / "ddp", quiet=True)
+    assert not (tmp_path / "mmap").exists()
+    assert not (tmp_path / "ddp").exists()
+
+
+def test_a_config_json_from_before_greedy_loads(tmp_path: Path) -> None:
+    run = train_run(_cfg(epochs=1), tmp_path / "old", quiet=True, plots=False)
+    path = run.path / "config.json"
+    payload = json.loads(path.read_text())
+    del payload["config"]["greedy"]  # as written before the option existed
+    path.write_text(json.dumps(payload))
+    assert load_run(run.path).config.greedy is False
+    resume_run(run.path, epochs=2, quiet=True, plots=False)

@@ -27,7 +27,10 @@ Definitions (ours, stated because the paper's table does not say how it normalis
         vector normalised; the same ``u`` at every radius, so the curve is smooth and a linear
         encoder gives exactly the same ratio at every ``r``), ``x1 = x0 + r u`` and the ratio
         ``||f(x1) - f(x0)|| / ||x1 - x0||``, averaged over the points. Computed in float64 so
-        that small radii are not lost in rounding.
+        that small radii are not lost in rounding. By default 21 radii from 1e-3 to 100 times
+        the median distance between two points: far enough for a bounded code to saturate,
+        where the ratio falls like ``1 / r`` (see :func:`default_radii`); such ``x1`` leave
+        the data's range, which the ratio does not need.
     spectrum
         The singular values of each sample's Jacobian, sorted in decreasing order, averaged
         index by index over the samples. Obtained as the square roots of the eigenvalues of the
@@ -89,6 +92,10 @@ __all__ = [
 #: A singular value counts as significant above this fraction of the largest one.
 SPECTRUM_FRACTION = 0.1
 
+
+# The default radii span 10^-3 to 10^2 times the median distance between two points: from the
+# Jacobian's own scale to far into saturation (see default_radii).
+_RADII_DECADES = (-3.0, 2.0)
 
 # Bounded code activations: how SAT reads each (see the module docstring).
 _SAT_LOW, _SAT_HIGH = 0.05, 0.95
@@ -300,18 +307,28 @@ class ContractionCurve(NamedTuple):
     ratio: np.ndarray
 
 
-def default_radii(X: ArrayLike, *, n: int = 13, max_points: int = 256) -> np.ndarray:
-    """``n`` log-spaced radii from 1e-3 to 1 times the median distance between two points.
+def default_radii(X: ArrayLike, *, n: int = 21, max_points: int = 256) -> np.ndarray:
+    """``n`` log-spaced radii from 1e-3 to 100 times the median distance between two points.
 
-    Scaling by the data's own distances gives curves that cover "infinitesimal" to "as far as
-    another sample" whatever the input scale (about 0.01 to 10 on MNIST in [0, 1]).
+    Scaling by the data's own distances gives curves that cover the same ground whatever the
+    input scale: from "infinitesimal", where the ratio is the Jacobian's gain along a random
+    direction, through "as far as another sample" (1 times the median distance), to 100 times
+    further, where the encoder saturates. A code bounded in a box (sigmoid units in (0, 1))
+    moves by at most ``sqrt(d_h)`` however far ``x1`` goes, so beyond the data's own scale the
+    ratio must fall, eventually like ``1 / r``: the curve shows both regimes. On MNIST in
+    [0, 1] the radii run from about 0.01 to 1000 (the median distance is about 10); a CAE's
+    curve is flat up to about the median distance, then falls, like ``1 / r`` from about 30
+    times it (``docs/analysis.md``). Points
+    ``x1`` that far away leave the data's range ([0, 1] for images); the ratio is defined for
+    any input, and that is what it measures there.
 
     Parameters
     ----------
     X : Tensor or np.ndarray
         Samples ``(n_samples, ...)``; at most ``max_points`` of them (the first) are used.
     n : int
-        Number of radii.
+        Number of radii; the default 21 gives four per decade, with 1, 10 and 100 times the
+        median distance among them.
     max_points : int
         Bound on the points whose pairwise distances are measured.
 
@@ -319,8 +336,8 @@ def default_radii(X: ArrayLike, *, n: int = 13, max_points: int = 256) -> np.nda
     --------
     >>> import numpy as np
     >>> r = default_radii(np.eye(4))  # every pairwise distance is sqrt(2)
-    >>> r.shape, float(r[-1]) == float(np.sqrt(2))
-    ((13,), True)
+    >>> r.shape, bool(np.isclose(r[12], np.sqrt(2))), bool(np.isclose(r[-1], 100 * np.sqrt(2)))
+    ((21,), True, True)
     """
     n = check_int("n", n, low=1)
     x = as_batch(X, nn.Identity(), name="X")[:max_points].flatten(1).double()
@@ -329,7 +346,7 @@ def default_radii(X: ArrayLike, *, n: int = 13, max_points: int = 256) -> np.nda
     pairs = d[iu[0], iu[1]]
     pairs = pairs[pairs > 0]
     scale = float(pairs.median()) if pairs.numel() else 1.0
-    return scale * np.logspace(-3.0, 0.0, n)
+    return scale * np.logspace(_RADII_DECADES[0], _RADII_DECADES[1], n)
 
 
 def contraction_ratio(
@@ -344,6 +361,8 @@ def contraction_ratio(
 
     One direction per point, uniform on the unit sphere (a Gaussian vector normalised, from a
     ``torch.Generator`` seeded with ``seed``), reused at every radius. Evaluated in float64.
+    ``x1`` is not clipped to the data's range: at large radii it leaves it (an image's
+    [0, 1]), and the ratio measures the encoder there, where a bounded code saturates.
 
     Parameters
     ----------
@@ -608,7 +627,7 @@ def analyze(
     >>> from contractive.nn import mlp_autoencoder
     >>> a = analyze(mlp_autoencoder([6, 4]), torch.rand(10, 6))
     >>> a.spectrum.shape, a.contraction.ratio.shape
-    ((4,), (13,))
+    ((4,), (21,))
     """
     xb = as_batch(X, encoder_parts(model)[0], name="X")
     n = int(xb.shape[0])

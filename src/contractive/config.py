@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError
+from .losses import LOSSES
 from .nn import ACTIVATIONS
 from .penalties import METHODS
 from .validation import (
@@ -38,10 +39,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["CONFIG_FORMAT_VERSION", "Config", "load_toml"]
+__all__ = ["CONFIG_FORMAT_VERSION", "LATER_OPTIONS", "Config", "load_toml"]
 
 #: Bumped when config.json changes incompatibly; a newer file is refused with a clear message.
 CONFIG_FORMAT_VERSION = 1
+
+#: Options added to format 1 after runs were written without them. A config.json that lacks
+#: one of these was written before it existed, and the option's default is what that run was
+#: trained with (``greedy``: a jointly trained model); any other missing option is an error.
+LATER_OPTIONS = frozenset({"greedy"})
 
 _OPTIMIZERS = ("adam", "sgd")
 _SCHEDULES = ("none", "cosine", "step")
@@ -99,6 +105,10 @@ class Config:
     architecture: str = _opt("mlp", "encoder type", choices=_ARCHITECTURES)
     # One sigmoid layer is the paper's CAE; 100 units keep the digits demo under a minute.
     hidden: list[int] = _opt([100], "hidden sizes (mlp) or channels (conv), comma-separated")  # noqa: RUF009
+    # Joint training is the default; the paper's CAE-2 trains its two layers greedily.
+    greedy: bool = _opt(
+        False, "train the hidden layers one at a time, each on the codes of the one below"
+    )
     activation: str = _opt("sigmoid", "encoder activation", choices=tuple(ACTIVATIONS))
     # Tying rules out the 'shrink in the encoder, grow in the decoder' solution (paper, 1).
     tied: bool = _opt(True, "decoder uses the transposed encoder weights")
@@ -232,6 +242,35 @@ class Config:
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
         ):
             raise parameter_error("device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+        if self.greedy:
+            self._validate_greedy()
+
+    def _validate_greedy(self) -> None:
+        # What a greedy stack cannot be; each rule names the option to change.
+        if self.architecture != "mlp":
+            raise parameter_error(
+                "architecture",
+                "'mlp' when greedy=True (a greedy stack is MLP layers)",
+                self.architecture,
+            )
+        if self.checkpoint_every:
+            raise parameter_error(
+                "checkpoint_every",
+                "0 when greedy=True (a greedy stack is not checkpointed: it cannot be resumed)",
+                self.checkpoint_every,
+            )
+        needed = LOSSES[self.loss][1]  # the output activation a layer with this loss has
+        if len(self.hidden) > 1 and self.activation != needed:
+            # Layer k+1 reconstructs layer k's codes through its loss's output activation; the
+            # deep model decodes them through the hidden activation. They must be the same.
+            raise parameter_error(
+                "activation",
+                f"{needed!r} with loss={self.loss!r} when greedy=True and there are several "
+                "hidden layers (an upper layer decodes through the output activation of its "
+                "loss, which must be the hidden activation for the stack to be one "
+                "autoencoder)",
+                self.activation,
+            )
 
 
 @functools.cache

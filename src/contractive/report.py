@@ -10,6 +10,10 @@ Figures
     axes (one line per run, labelled by its folder name), and the training curves from each
     run's ``metrics.jsonl``. For image data, per run: the encoder filters, reconstructions,
     tangent directions and sampling chains.
+Greedy stacks
+    A run trained with ``greedy=True`` is labelled with what the paper calls it, e.g.
+    ``cae2: CAE-2 (greedy)``; its training curves are drawn a line per layer, and its
+    reconstruction loss is the whole stack's, recorded when its training ended.
 Table
     Per run: the model and objective, the last validation reconstruction loss, mean
     ``||J_f(x)||_F``, SAT, the contraction ratio at the smallest and largest radius, and how many
@@ -45,7 +49,7 @@ from .data import SPLITS, draw_indices
 from .exceptions import ConfigError
 from .runs import METRICS_FILE, Run, atomic_write_bytes, load_run
 from .validation import check_choice, check_int, check_output_dir
-from .workflow import load_run_data
+from .workflow import layer_epochs, load_run_data
 
 __all__ = [
     "Report",
@@ -65,7 +69,8 @@ class RunReport:
     Attributes
     ----------
     label : str
-        The run folder's name (made unique among the runs of the report).
+        The run folder's name (made unique among the runs of the report), followed for a
+        greedy stack by the paper's name for it: ``cae2: CAE-2 (greedy)``.
     run : Run
         The loaded run.
     analysis : Analysis
@@ -136,10 +141,27 @@ class Report:
 # Labels and descriptions.
 
 
+def _family(run: Run) -> str:
+    """The paper's name for what each layer of ``run`` is: CAE, CAE+H, DAE-g, DAE-b, AE+wd, AE."""
+    cfg = run.config
+    if cfg.higher_order > 0:
+        return "CAE+H"
+    if cfg.contraction > 0:
+        return "CAE"
+    if cfg.noise_std > 0:
+        return "DAE-g"
+    if cfg.mask_prob > 0:
+        return "DAE-b"
+    return "AE+wd" if cfg.weight_decay > 0 else "AE"
+
+
 def _labels(runs: Sequence[Run]) -> list[str]:
     labels: list[str] = []
     for run in runs:
         base = run.path.resolve().name or str(run.path)
+        if run.config.greedy:
+            # The paper's name: CAE-2 is two CAE layers trained greedily.
+            base += f": {_family(run)}-{len(run.config.hidden)} (greedy)"
         label, n = base, 2
         while label in labels:
             label, n = f"{base} ({n})", n + 1
@@ -154,7 +176,10 @@ def _slug(label: str) -> str:
 def _describe_model(run: Run) -> str:
     cfg = run.config
     sizes = " → ".join(map(str, [run.n_features, *cfg.hidden]))
-    return f"{cfg.architecture} {sizes}, {cfg.activation}, {'tied' if cfg.tied else 'untied'}"
+    text = f"{cfg.architecture} {sizes}, {cfg.activation}, {'tied' if cfg.tied else 'untied'}"
+    if cfg.greedy:
+        text += f", trained greedily one layer at a time ({len(cfg.hidden)} layers)"
+    return text
 
 
 def _describe_objective(run: Run) -> str:
@@ -171,7 +196,13 @@ def _describe_objective(run: Run) -> str:
     return text
 
 
-def _last_recon(history: list[dict[str, Any]]) -> float | None:
+def _last_recon(rr: RunReport) -> float | None:
+    stack = rr.run.meta.get("stack") if rr.run.config.greedy else None
+    if stack is not None:
+        # The last lines of a greedy run are its top layer's, reconstructing codes: the
+        # whole stack's loss was recorded when training ended.
+        return None if stack.get("recon") is None else float(stack["recon"])
+    history = rr.history
     if not history:
         return None
     last = history[-1]
@@ -179,6 +210,13 @@ def _last_recon(history: list[dict[str, Any]]) -> float | None:
     if value is None:
         value = last.get("recon")
     return None if value is None else float(value)
+
+
+def _epochs(rr: RunReport) -> str:
+    """Epochs trained: ``20``, or for a greedy stack each layer's, ``20 + 20``."""
+    if not rr.run.config.greedy:
+        return str(len(rr.history))
+    return " + ".join(map(str, layer_epochs(rr.history, len(rr.run.config.hidden))))
 
 
 def _sat_note(run: Run) -> str:
@@ -215,8 +253,8 @@ def _rows(report: Report) -> tuple[list[str], list[list[str]]]:
                 rr.label,
                 _describe_model(rr.run),
                 _describe_objective(rr.run),
-                str(len(rr.history)),
-                _fmt(_last_recon(rr.history)),
+                _epochs(rr),
+                _fmt(_last_recon(rr)),
                 _fmt(a.mean_jacobian_norm),
                 "n/a" if sat is None else f"{sat:.2f}%",
                 _fmt(float(a.contraction.ratio[0])),
@@ -295,9 +333,7 @@ def _draw(
             fig_dir / "spectrum.png",
             fraction=SPECTRUM_FRACTION,
         ),
-        "training": plot_training_curves(
-            {rr.label: rr.history for rr in runs}, fig_dir / "training.png"
-        ),
+        "training": plot_training_curves(_histories(runs), fig_dir / "training.png"),
     }
     for rr, x in zip(runs, points, strict=True):
         shape = rr.run.meta.get("image_shape")
@@ -330,6 +366,19 @@ def _draw(
     return shared
 
 
+def _histories(runs: list[RunReport]) -> dict[str, list[dict[str, Any]]]:
+    """The training curves to draw: one per run, one per layer of a greedy stack."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for rr in runs:
+        layers = sorted({row["layer"] for row in rr.history if "layer" in row})
+        if not rr.run.config.greedy or not layers:
+            curves[rr.label] = rr.history
+            continue
+        for k in layers:
+            curves[f"{rr.label}, layer {k}"] = [r for r in rr.history if r.get("layer") == k]
+    return curves
+
+
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
@@ -348,7 +397,8 @@ _CAPTIONS = {
     "spectrum": "Singular values of J_f(x), sorted, averaged over the points; right: divided by "
     "the largest, with the 10% line.",
     "training": "Per-epoch reconstruction loss (dashed: validation), penalty ‖J_f(x)‖²_F without "
-    "λ, and validation objective, from metrics.jsonl.",
+    "λ, and validation objective, from metrics.jsonl. A greedy stack has a line per layer, each "
+    "on that layer's own inputs (layer 2 reconstructs the codes of layer 1).",
     "filters": "Encoder filters: the first layer's weights as images (grey is zero).",
     "reconstructions": "Inputs (top) and reconstructions (bottom).",
     "tangents": "Each input beside the leading right singular vectors of J_f(x), marked with "
@@ -363,6 +413,16 @@ def _img(path: Path, key: str, alt: str) -> str:
         f'<figure id="fig-{html.escape(path.stem)}"><img alt="{html.escape(alt)}" '
         f'src="data:image/png;base64,{data}"><figcaption>{html.escape(_CAPTIONS[key])}'
         "</figcaption></figure>"
+    )
+
+
+def _radii_note(report: Report) -> str:
+    r = report.runs[0].analysis.contraction.radii
+    return (
+        f"{r.size} radii from {r[0]:.3g} to {r[-1]:.3g}, log-spaced: 10⁻³ to 10² times the "
+        "median distance between two of the points. Far from the data a bounded code "
+        "saturates (sigmoid units move by at most √d_h in all), so there the ratio falls like "
+        "1/r; points that far leave the data's range, which the ratio does not need."
     )
 
 
@@ -392,11 +452,14 @@ def _html(
         "over the points; no other normalisation.",
         "<b>SAT</b>: share of code units with h &lt; 0.05 or h &gt; 0.95 (sigmoid code) or "
         "|h| &gt; 0.9 (tanh code, the same relative thresholds), over all points and units.",
-        "<b>ratio r</b>: mean contraction ratio at the smallest and largest radius of the curve.",
+        "<b>ratio r</b>: mean contraction ratio at the smallest and the largest radius of the "
+        "curve (10⁻³ and 10² times the median distance between two points: the Jacobian's gain, "
+        "and far into saturation).",
         f"<b># s.v. &gt; {SPECTRUM_FRACTION:g}·max</b>: mean singular values of J_f(x) above "
         f"{SPECTRUM_FRACTION:g} times the largest mean singular value, out of min(d_h, d_x).",
         "<b>val recon</b>: reconstruction loss on the run's validation split at its last epoch "
-        "(training loss when it had none).",
+        "(training loss when it had none); for a greedy stack, the whole stack's, from the "
+        "input through every layer and back, when its training ended.",
     ]
     notes += [
         html.escape(_sat_note(rr.run)) for rr in report.runs if rr.analysis.saturation is None
@@ -416,6 +479,7 @@ def _html(
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
         '<ul class="defs">' + "".join(f"<li>{n}</li>" for n in notes) + "</ul>",
         "<h2>Contraction ratio</h2>",
+        f"<p>{html.escape(_radii_note(report))}</p>",
         _img(report.figures["contraction"], "contraction", "contraction ratio against radius"),
         "<h2>Jacobian spectrum</h2>",
         _img(report.figures["spectrum"], "spectrum", "mean singular values of the Jacobian"),

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import CONFIG_FORMAT_VERSION, Config, config_to_json
+from .config import CONFIG_FORMAT_VERSION, LATER_OPTIONS, Config, config_to_json
 from .exceptions import CheckpointError, ConfigError, DataError
 from .nn import Autoencoder, conv_autoencoder, mlp_autoencoder
 from .validation import Interval, is_int, is_real
@@ -453,8 +453,11 @@ def read_config(run_dir: Path) -> tuple[Config, dict[str, Any]]:
         config = Config.from_dict(options, source=str(path))
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
-    # A missing option would silently take today's default and change what is resumed.
-    absent = [name for name in Config.field_names() if name not in options]
+    # A missing option would silently take today's default and change what is resumed; only
+    # the options that older runs could not have (their default describes those runs) may be.
+    absent = [
+        name for name in Config.field_names() if name not in options and name not in LATER_OPTIONS
+    ]
     if absent:
         raise CheckpointError(
             f"{path} lacks the option(s) {', '.join(absent)}: it was edited, damaged, or "

@@ -7,6 +7,9 @@
 ``stack_encoder`` and ``encode``
     Any encoder, or a sequence of them (a greedy stack), as one ``nn.Sequential`` of copies of
     its modules, and the codes it gives, in batches without gradients.
+``greedy_layer_configs`` and ``stack_autoencoder``
+    The configs of the layers of a ``Config(greedy=True)``, and the trained layers as one deep
+    :class:`~contractive.nn.Autoencoder`, the model of a greedy run folder.
 
 :mod:`contractive.evaluate` re-exports these names.
 """
@@ -23,7 +26,7 @@ from torch import Tensor, nn
 from .config import Config
 from .encoders import to_tensor
 from .exceptions import ConfigError
-from .nn import Autoencoder, make_activation
+from .nn import ACTIVATIONS, Autoencoder, MLPDecoder, make_activation, mlp_autoencoder
 from .train import Callback, Trainer, resolve_device
 from .validation import check_int
 
@@ -32,7 +35,9 @@ __all__ = [
     "EncoderLike",
     "as_samples",
     "encode",
+    "greedy_layer_configs",
     "module_device",
+    "stack_autoencoder",
     "stack_encoder",
     "train_stack",
 ]
@@ -309,3 +314,168 @@ def train_stack(
             inputs = encode(model, inputs)  # (n, d_h_k): the next layer's training data
             val = encode(model, val) if val is not None else None
     return layers
+
+
+def greedy_layer_configs(config: Config) -> list[Config]:
+    """The configs of the layers of a greedy stack, bottom first, for :func:`train_stack`.
+
+    Layer ``k`` (0-based) is a one-layer autoencoder of ``config.hidden[k]`` units trained with
+    everything else of ``config`` (its objective, noise, optimiser, epochs, ...) and the seed
+    ``config.seed + k``, so that the layers draw different initial weights, shuffles and
+    noise, and a stack of one layer is trained exactly as ``config`` without ``greedy``.
+
+    Parameters
+    ----------
+    config : Config
+        The whole stack's options; ``greedy`` need not be set.
+
+    Returns
+    -------
+    list of Config
+        One per hidden layer, each with ``greedy=False``.
+
+    Examples
+    --------
+    >>> configs = greedy_layer_configs(Config(hidden=[1000, 500], greedy=True, seed=7))
+    >>> [(c.hidden, c.seed, c.greedy) for c in configs]
+    [([1000], 7, False), ([500], 8, False)]
+    """
+    if not isinstance(config, Config):
+        raise ConfigError(
+            f"The 'config' parameter must be a Config. Got {type(config).__name__} instead."
+        )
+    return [
+        config.replace(hidden=[size], greedy=False, seed=config.seed + k)
+        for k, size in enumerate(config.hidden)
+    ]
+
+
+def _activation_name(module: nn.Module) -> str | None:
+    """The name in ACTIVATIONS of a module of that type (None for any other module)."""
+    for name, factory in ACTIVATIONS.items():
+        made = factory()
+        if type(module) is type(made) and repr(module) == repr(made):
+            return name
+    return None
+
+
+def _dense_parts(layer: Autoencoder, k: int) -> tuple[nn.Linear, str, MLPDecoder]:
+    """Layer ``k``'s Linear, its activation's name and its decoder; refused unless one MLP layer."""
+    modules = _flat_children(layer.encoder) if isinstance(layer, Autoencoder) else []
+    linear = modules[0] if len(modules) == 2 else None
+    activation = _activation_name(modules[1]) if len(modules) == 2 else None
+    decoder = layer.decoder if isinstance(layer, Autoencoder) else None
+    if (
+        not isinstance(linear, nn.Linear)
+        or activation is None
+        or not isinstance(decoder, MLPDecoder)
+        or layer.input_shape is not None
+    ):
+        raise ConfigError(
+            "The 'layers' parameter must hold one-layer MLP autoencoders (nn.Linear and an "
+            f"activation, an MLPDecoder), as train_stack trains them. Got layer {k + 1}: "
+            f"{type(layer).__name__} instead."
+        )
+    return linear, activation, decoder
+
+
+def stack_autoencoder(layers: Sequence[Autoencoder]) -> Autoencoder:
+    """The layers of a greedy stack as one deep MLP autoencoder, with their weights copied in.
+
+    The result is what :func:`~contractive.nn.mlp_autoencoder` builds for the sizes
+    ``[d_x, d_h1, ..., d_hK]`` (the model ``Config(hidden=[d_h1, ..., d_hK])`` describes, so a
+    greedy run folder loads like any other): encoder layer ``k`` is layer ``k``'s encoder, so
+    its code is exactly the stack's (``stack_encoder(layers)``); decoder layer ``j`` is the
+    decoder of layer ``K - j``, its bias and, untied, its weights (tied, the weights are the
+    transposed encoder weights in both). Between decoder layers the deep model applies the
+    hidden activation where layer ``k + 1`` applied its output activation: the two must be
+    the same for the deep model to reconstruct as the stack does (sigmoid units with a
+    cross-entropy loss, the paper's CAE-2), and the layers must agree on the activation and on
+    tying.
+
+    Parameters
+    ----------
+    layers : sequence of Autoencoder
+        One-layer MLP autoencoders, bottom first, each trained on the codes of the one below
+        (what :func:`train_stack` returns).
+
+    Returns
+    -------
+    Autoencoder
+        A new model; the layers are left untouched.
+
+    Raises
+    ------
+    ConfigError
+        No layers, a layer that is not a one-layer MLP autoencoder, sizes that do not chain,
+        activations or tying that differ, or an upper layer whose output activation is not the
+        hidden activation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from contractive import mlp_autoencoder
+    >>> layers = [mlp_autoencoder([6, 4]), mlp_autoencoder([4, 3])]
+    >>> deep = stack_autoencoder(layers)
+    >>> deep.encoder
+    Sequential(
+      (0): Linear(in_features=6, out_features=4, bias=True)
+      (1): Sigmoid()
+      (2): Linear(in_features=4, out_features=3, bias=True)
+      (3): Sigmoid()
+    )
+    >>> x = torch.rand(5, 6)
+    >>> torch.equal(deep.encode(x), layers[1].encode(layers[0].encode(x)))
+    True
+    >>> x_hat = layers[0].decode(layers[1].decode(deep.encode(x)))
+    >>> torch.allclose(deep(x).x_hat, x_hat)
+    True
+    """
+    if isinstance(layers, Autoencoder) or not isinstance(layers, list | tuple) or not layers:
+        raise ConfigError(
+            "The 'layers' parameter must be a non-empty list of Autoencoder. "
+            f"Got {type(layers).__name__} instead."
+        )
+    parts = [_dense_parts(layer, k) for k, layer in enumerate(layers)]
+    activation = parts[0][1]
+    tied = parts[0][2].tied
+    for k, (linear, act, decoder) in enumerate(parts[1:], start=1):
+        below = parts[k - 1][0].out_features
+        if linear.in_features != below:
+            raise ConfigError(
+                f"Layer {k + 1} of the 'layers' parameter takes {linear.in_features} inputs, "
+                f"but layer {k} gives {below} codes."
+            )
+        if act != activation or decoder.tied != tied:
+            raise ConfigError(
+                f"Layer {k + 1} of the 'layers' parameter has activation {act!r} and "
+                f"tied={decoder.tied}; layer 1 has {activation!r} and tied={tied}. The layers "
+                "of one stack must agree."
+            )
+        output = _activation_name(layers[k].output_activation)
+        if output != activation:
+            raise ConfigError(
+                f"Layer {k + 1} of the 'layers' parameter decodes through {output!r}, but the "
+                f"hidden activation is {activation!r}: the deep model could not reconstruct as "
+                "the stack does (train sigmoid layers with loss='bce', or identity layers with "
+                "loss='mse')."
+            )
+    output_activation = _activation_name(layers[0].output_activation)
+    assert output_activation is not None  # made by make_activation, as every Autoencoder's
+    sizes = [parts[0][0].in_features, *(linear.out_features for linear, _, _ in parts)]
+    deep = mlp_autoencoder(
+        sizes, activation=activation, output_activation=output_activation, tied=tied
+    )
+    n = len(parts)
+    assert isinstance(deep.decoder, MLPDecoder)
+    deep_linears = [m for m in deep.encoder.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for k, (linear, _, decoder) in enumerate(parts):
+            deep_linears[k].weight.copy_(linear.weight)  # (d_h_k, d_in_k)
+            deep_linears[k].bias.copy_(linear.bias)
+            j = n - 1 - k  # the deep decoder maps the top code down: layer k decodes at step j
+            if tied:
+                deep.decoder.biases[j].copy_(decoder.biases[0])  # (d_in_k,)
+            else:
+                deep.decoder.layers[j].load_state_dict(decoder.layers[0].state_dict())
+    return deep.to(module_device(layers[0]))

@@ -1,7 +1,9 @@
 """A user's main job in one call: load data, train into a run folder, resume, reload.
 
 :func:`train_run` is what ``contractive train`` does; it is public so that notebooks and
-scripts get the same run folders as the command line.
+scripts get the same run folders as the command line. With ``Config(greedy=True)`` it trains
+the hidden layers one at a time (:func:`~contractive.stacking.train_stack`) and saves them as
+one deep model (:func:`~contractive.stacking.stack_autoencoder`).
 """
 
 from __future__ import annotations
@@ -9,15 +11,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .callbacks import EpochLogger, ProgressBar, RunWriter, config_summary
+from .callbacks import EpochLogger, ProgressBar, RunWriter, config_summary, format_metrics
 from .config import Config
 from .data import (
     DATASETS,
@@ -29,19 +31,32 @@ from .data import (
 )
 from .exceptions import CheckpointError, ConfigError
 from .locking import RunLock
+from .losses import reconstruction_loss
 from .runs import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     METRICS_FILE,
     MODEL_FILE,
     Run,
+    append_metrics,
     build_model,
     read_config,
+    save_model,
+    write_config,
+    write_metrics,
 )
-from .train import Callback, EarlyStoppingLog, Trainer
-from .validation import check_output_dir
+from .stacking import greedy_layer_configs, stack_autoencoder, train_stack
+from .train import Callback, EarlyStoppingLog, EpochMetrics, Trainer
+from .validation import check_output_dir, parameter_error
 
-__all__ = ["PreparedData", "load_run_data", "prepare_data", "resume_run", "train_run"]
+__all__ = [
+    "PreparedData",
+    "layer_epochs",
+    "load_run_data",
+    "prepare_data",
+    "resume_run",
+    "train_run",
+]
 
 _RUN_FILES = (
     CONFIG_FILE,
@@ -304,12 +319,46 @@ def train_run(
     Run
         The trained model, ready to encode.
 
+    Raises
+    ------
+    ConfigError
+        ``out`` already holds a run (without ``overwrite``); or ``config.greedy`` with
+        ``mmap`` or under torchrun with several processes.
+
+    Notes
+    -----
+    With ``config.greedy`` the layers are trained one after the other, each for
+    ``config.epochs`` epochs with ``config``'s objective and the seed ``config.seed + k``
+    (:func:`~contractive.stacking.greedy_layer_configs`), layer ``k + 1`` on the codes of
+    layer ``k``. The run folder holds the deep model they make
+    (:func:`~contractive.stacking.stack_autoencoder`), which loads like a jointly trained one;
+    ``metrics.jsonl`` has a line per layer and epoch, with its ``layer`` (1-based), and
+    ``config.json`` records under ``stack`` the deep model's reconstruction loss at the end.
+    No checkpoint is written: a greedy run cannot be resumed.
+
     Examples
     --------
     >>> from contractive.config import Config
     >>> run = train_run(Config(epochs=1), "runs/doc", overwrite=True, quiet=True)  # doctest: +SKIP
+
+    A greedy stack of two layers, on the bundled digits:
+
+    >>> stack = Config(hidden=[16, 8], greedy=True, epochs=1)
+    >>> run = train_run(stack, "runs/cae2", quiet=True, plots=False)
+    >>> run.model.encoder
+    Sequential(
+      (0): Linear(in_features=64, out_features=16, bias=True)
+      (1): Sigmoid()
+      (2): Linear(in_features=16, out_features=8, bias=True)
+      (3): Sigmoid()
+    )
+    >>> from contractive.runs import read_metrics
+    >>> [(row["layer"], row["epoch"]) for row in read_metrics("runs/cae2/metrics.jsonl")]
+    [(1, 1), (2, 1)]
     """
     run_dir = check_output_dir(out)
+    if config.greedy:
+        _check_greedy_launch(mmap)
     # Held before the folder is looked at, so that a second writer changes nothing.
     with RunLock(run_dir, enabled=_launch_rank() == 0):
         existing = [name for name in _RUN_FILES if (run_dir / name).exists()]
@@ -319,6 +368,10 @@ def train_run(
                 f"{run_dir} to continue it, or --overwrite to start again."
             )
         prepared = prepare_data(config, mmap=mmap)
+        if config.greedy:
+            for name in existing:
+                (run_dir / name).unlink()
+            return _train_greedy(config, run_dir, prepared, quiet=quiet, plots=plots)
         with distributed(config) as device:
             _barrier()  # every process has looked at the folder before process 0 changes it
             if _rank() == 0:
@@ -345,6 +398,138 @@ def _finish(
     model = trainer.model.to("cpu").eval()
     run = Run(run_dir, config, prepared.meta, model)  # type: ignore[arg-type]
     if plots and trainer.rank == 0:
+        _write_plots(run, prepared)
+    return run
+
+
+def _check_greedy_launch(mmap: bool) -> None:
+    """Refuse what a greedy stack cannot be trained with, before anything is loaded."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1:
+        raise parameter_error(
+            "greedy",
+            f"False when training with {world_size} processes (torchrun): a greedy stack "
+            "trains in one process",
+            True,
+        )
+    if mmap:
+        raise parameter_error(
+            "greedy",
+            "False with a memory-mapped dataset (mmap): the layers above the first train on "
+            "codes held in memory",
+            True,
+        )
+
+
+@dataclass
+class _LayerEpoch(EpochMetrics):
+    """A line of a greedy run's ``metrics.jsonl``: an epoch of one layer (1-based)."""
+
+    layer: int = 1
+
+
+class _StackLog(Callback):
+    """Numbers the layers of a greedy stack as each starts; writes and logs their epochs.
+
+    :func:`~contractive.stacking.train_stack` gives the same callbacks to every layer's
+    trainer, so the layer is counted at each ``on_train_begin``.
+    """
+
+    def __init__(self, run_dir: Path, sizes: list[int], log: Callable[[str], None] | None):
+        self.run_dir = run_dir
+        self.sizes = sizes  # [d_x, d_h1, ..., d_hK]
+        self.log = log
+        self.layer = 0
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    def say(self, message: str) -> None:
+        if self.log is not None:
+            self.log(f"layer {self.layer}/{self.n_layers}  {message}")
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self.layer += 1
+        k = self.layer
+        source = "the inputs" if k == 1 else f"the codes of layer {k - 1}"
+        self.say(f"{self.sizes[k - 1]} -> {self.sizes[k]}, trained on {source}")
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        append_metrics(self.run_dir, _LayerEpoch(**asdict(metrics), layer=self.layer))
+        self.say(format_metrics(metrics, trainer.config.epochs))
+
+
+def layer_epochs(metrics: Sequence[Mapping[str, Any]], n_layers: int) -> list[int]:
+    """Epochs done by each layer of a greedy run, from its ``metrics.jsonl`` rows.
+
+    Parameters
+    ----------
+    metrics : sequence of dict
+        The rows, as :func:`~contractive.runs.read_metrics` returns them; each row of a greedy
+        run names its ``layer`` (1-based).
+    n_layers : int
+        The number of layers, ``len(config.hidden)``.
+
+    Returns
+    -------
+    list of int
+        ``n_layers`` counts, bottom layer first.
+
+    Examples
+    --------
+    A stack of two layers stopped during the second layer's second epoch:
+
+    >>> rows = [{"layer": 1, "epoch": 1}, {"layer": 1, "epoch": 2}, {"layer": 2, "epoch": 1}]
+    >>> layer_epochs(rows, 2)
+    [2, 1]
+    """
+    return [sum(1 for row in metrics if row.get("layer") == k) for k in range(1, n_layers + 1)]
+
+
+def _mean_recon(model: torch.nn.Module, X: torch.Tensor, loss: str) -> float:
+    """Mean per-sample reconstruction loss of ``model`` on ``X``, without noise."""
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, X.shape[0], 1024):
+            x = X[i : i + 1024]
+            total += float(reconstruction_loss(model(x), x, loss).double().sum())
+    return total / max(1, X.shape[0])
+
+
+def _train_greedy(
+    config: Config, run_dir: Path, prepared: PreparedData, *, quiet: bool, plots: bool
+) -> Run:
+    """Train ``config``'s layers greedily into ``run_dir`` (locked) and save the deep model."""
+    meta = prepared.meta
+    meta["world_size"] = 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, config, meta)
+    write_metrics(run_dir, [])  # lines are appended as each layer's epochs end
+    sizes = [int(meta["n_features"]), *config.hidden]
+    stack_log = _StackLog(run_dir, sizes, None if quiet else _log)
+    callbacks: list[Callback] = [stack_log]
+    if not quiet:
+        callbacks += [ProgressBar(), EarlyStoppingLog(stack_log.say)]
+        _log(
+            f"Training {config_summary(config)} greedily, one layer at a time, on "
+            f"{prepared.dataset.name} -> {run_dir}"
+        )
+    assert isinstance(prepared.X_train, torch.Tensor)  # mmap is refused for greedy stacks
+    layers = train_stack(
+        prepared.X_train, greedy_layer_configs(config), X_val=prepared.X_val, callbacks=callbacks
+    )
+    model = stack_autoencoder(layers).to("cpu").eval()
+    held_out = prepared.X_val is not None
+    X = prepared.X_val if prepared.X_val is not None else prepared.X_train
+    meta["stack"] = {
+        "recon": _mean_recon(model, X, config.loss),
+        "split": "validation" if held_out else "training",
+    }
+    write_config(run_dir, config, meta)
+    save_model(run_dir, model)  # last: a folder with its model is a complete run
+    run = Run(run_dir, config, meta, model)
+    if plots:
         _write_plots(run, prepared)
     return run
 
@@ -381,6 +566,12 @@ def _resume_locked(
     run_dir: Path, epochs: int | None, quiet: bool, plots: bool, data_dir: str | None
 ) -> Run:
     config, meta = read_config(run_dir)
+    if config.greedy:
+        raise ConfigError(
+            f"{run_dir} is a greedy stack (greedy=True), which cannot be resumed: its layers "
+            "are trained one after the other without checkpoints. Train it again with "
+            "--overwrite."
+        )
     changes: dict[str, Any] = {}
     if epochs is not None:
         changes["epochs"] = epochs

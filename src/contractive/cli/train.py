@@ -53,6 +53,7 @@ def _info(args: argparse.Namespace) -> int:
         "epochs_done": len(metrics),
         "last_epoch": metrics[-1] if metrics else None,
         "resumable": (run.path / CHECKPOINT_FILE).is_file(),
+        "stack": _stack_info(run, metrics),
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -63,6 +64,7 @@ def _info(args: argparse.Namespace) -> int:
         f"model        {cfg.architecture} {run.n_features} -> "
         f"{' -> '.join(map(str, cfg.hidden))}, {cfg.activation}, "
         f"{'tied' if cfg.tied else 'untied'}, {n_params:,} parameters"
+        + (f", {_stack_name(cfg)}" if cfg.greedy else "")
     )
     print(
         f"objective    {cfg.loss} + {cfg.contraction:g} * ||J||_F^2 ({cfg.penalty})"
@@ -76,16 +78,48 @@ def _info(args: argparse.Namespace) -> int:
     )
     if data.get("provenance"):
         print(f"             {data['provenance']}")
-    print(f"epochs       {len(metrics)}/{cfg.epochs}")
+    stack = info["stack"]
+    if stack is None:
+        print(f"epochs       {len(metrics)}/{cfg.epochs}")
+    else:
+        done = ", ".join(
+            f"layer {k}: {n}/{cfg.epochs}" for k, n in enumerate(stack["epochs_done"], start=1)
+        )
+        print(f"epochs       {done}")
+        if stack.get("recon") is not None:
+            print(f"stack        recon {stack['recon']:.4f} on the {stack['split']} split")
     if metrics:
         last = metrics[-1]
-        line = f"last epoch   recon {last['recon']:.4f}"
+        where = f"layer {last['layer']}/{len(cfg.hidden)}, " if "layer" in last else ""
+        line = f"last epoch   {where}recon {last['recon']:.4f}"
         if last.get("penalty") is not None:
             line += f", penalty {last['penalty']:.4g}"
         if last.get("val_total") is not None:
             line += f", validation {last['val_total']:.4f}"
         print(line)
     return 0
+
+
+def _stack_name(config: Config) -> str:
+    """``greedy stack of 2 layers``: how ``info`` names a greedy run's model."""
+    n = len(config.hidden)
+    return f"greedy stack of {n} layer{'s' if n > 1 else ''}"
+
+
+def _stack_info(run: Run, metrics: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What ``info`` tells of a greedy stack: its layers, epochs per layer, final recon."""
+    if not run.config.greedy:
+        return None
+    from ..workflow import layer_epochs
+
+    n = len(run.config.hidden)
+    recorded = run.meta.get("stack") or {}
+    return {
+        "layers": n,
+        "epochs_done": layer_epochs(metrics, n),
+        "recon": recorded.get("recon"),
+        "split": recorded.get("split"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,8 +233,15 @@ def _train(args: argparse.Namespace) -> int:
         )
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, process 0 speaks for all
-    last = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])
     print(f"Run folder: {run.path}")
+    if run.config.greedy:
+        stack = run.meta["stack"]
+        print(
+            f"  {_stack_name(run.config)}: final recon {stack['recon']:.4f} "
+            f"on the {stack['split']} split"
+        )
+        return 0
+    last = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])
     summary = f"  final recon {last['recon']:.4f}"
     if last.get("val_total") is not None:
         summary += f", validation objective {last['val_total']:.4f}"
