@@ -102,3 +102,15 @@ def test_a_file_too_small_to_split_is_refused(tmp_path: Path) -> None:
     path = _npz(tmp_path / "small.npz", 6)
     with pytest.raises(DataError, match=r"small\.npz: the validation set is empty"):
         load_split(path, QUICK, label_column="y")
+
+
+def test_test_size_keeps_the_first_test_images() -> None:
+    protocol = dataclasses.replace(QUICK, train_size=1000, val_size=300, test_size=100)
+    split = load_split("digits", protocol)
+    test = load_dataset("digits", split="test")
+    assert split.sizes == (1000, 300, 100)
+    np.testing.assert_array_equal(split.X_test.numpy(), test.X[:100])
+    assert split.description.endswith("tested on the first 100 of the 360 test images")
+    # 0, and sizes beyond the test set, keep them all.
+    for size in (0, 1000):
+        assert load_split("digits", dataclasses.replace(protocol, test_size=size)).sizes[2] == 360

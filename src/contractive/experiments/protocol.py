@@ -125,6 +125,8 @@ class Protocol:
         classifier is tested.
     seed : int
         Seeds every initialisation, shuffle and noise draw.
+    test_size : int
+        Test on the first ``test_size`` test images; 0 (the default) tests on all of them.
 
     Examples
     --------
@@ -179,6 +181,14 @@ class Protocol:
     final_dropout: float = field(default=0.5, metadata=_final_dropout("codes"))
     final_input_dropout: float = field(default=0.2, metadata=_final_dropout("pixels"))
     seed: int = field(default=0, metadata=_setting("seed"))
+    test_size: int = field(
+        default=0,
+        metadata=_setting(
+            "test images",
+            flag="test on the first N test images, 0 for all of them",
+            kind="non_negative_int",
+        ),
+    )
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -285,6 +295,7 @@ def check_protocol(protocol: Protocol, models: Sequence[str]) -> Protocol:
     }
     check_choice("selection", protocol.selection, SELECTION_RULES)
     checked["final_epochs"] = check_int("final_epochs", protocol.final_epochs, low=0)
+    checked["test_size"] = check_int("test_size", protocol.test_size, low=0)
     # Checked here too, not only by finetune(), so that a bad value fails before the first
     # pre-training rather than an hour into the run.
     checked["final_lr"] = check_real("final_lr", protocol.final_lr, low=0, closed="neither")

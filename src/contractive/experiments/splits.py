@@ -15,6 +15,8 @@ outputs, as :attr:`Split.description`):
 - **A user's labelled file** (``.npz`` with a label array, ``.csv`` with a label column): the
   rows shuffled by ``np.random.default_rng(seed)``, then 5/7 train, 1/7 validate and 1/7 test
   (MNIST's 50000 / 10000 / 10000 of 70000), each capped by ``train_size`` and ``val_size``.
+
+A protocol's ``test_size`` (0: all) keeps only the first ``test_size`` test images.
 """
 
 from __future__ import annotations
@@ -139,7 +141,12 @@ def load_split(
             f"{val.n_samples} validation images, test set its {test.n_samples} test images"
         )
         return _split(
-            name, train.subset(slice(n_train)), val.subset(slice(n_val)), test, description
+            name,
+            train.subset(slice(n_train)),
+            val.subset(slice(n_val)),
+            test,
+            description,
+            protocol.test_size,
         )
     if name in DATASETS:
         train = load_dataset(name, split="train", data_dir=data_dir)
@@ -160,7 +167,12 @@ def load_split(
             f"validation set the last {n_val}, test set its {test.n_samples} test images{shrunk}"
         )
         return _split(
-            name, train.subset(slice(n_train)), train.subset(slice(n - n_val, n)), test, description
+            name,
+            train.subset(slice(n_train)),
+            train.subset(slice(n - n_val, n)),
+            test,
+            description,
+            protocol.test_size,
         )
     data = load_dataset(text, label_column=label_column)
     n = data.n_samples
@@ -178,11 +190,22 @@ def load_split(
         data.subset(order[n_rest : n_rest + min(protocol.val_size, n_val)]),
         data.subset(order[n_rest + n_val :]),
         description,
+        protocol.test_size,
     )
 
 
-def _split(name: str, train: Dataset, val: Dataset, test: Dataset, description: str) -> Split:
+def _split(
+    name: str,
+    train: Dataset,
+    val: Dataset,
+    test: Dataset,
+    description: str,
+    test_size: int = 0,
+) -> Split:
     """Tensors of three datasets that must all have labels and rows."""
+    if 0 < test_size < test.n_samples:
+        description += f"; tested on the first {test_size} of the {test.n_samples} test images"
+        test = test.subset(slice(test_size))
     for part, ds in (("training", train), ("validation", val), ("test", test)):
         if ds.y is None:
             raise DataError(
