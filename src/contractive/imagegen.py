@@ -1,19 +1,12 @@
 """Regenerate the MNIST variations and shape sets of Larochelle et al. (ICML 2007).
 
 When the ``.amat`` files of the eight sets of Table 2 are not at hand, :func:`regenerate`
-makes comparable sets (not the same images) from a seed, as the authors describe their
-construction. Plain numpy (SciPy for the rotation, scikit-learn's two bundled photographs for
-natural patches, both imported when needed); every draw comes from a
-:class:`numpy.random.Generator`, so a seed gives the same bytes. Images are float32 in [0, 1],
-``(n, 28, 28)``, upright (the originals store some sets transposed; nothing here does).
-
-The digit sets (:data:`NEEDS_MNIST`) are MNIST digits as they are, rotated
-(:func:`rotate_digits`), on noise (:func:`random_background`), on a natural-image patch
-(:func:`image_background`, :func:`natural_patches`), or rotated then on a patch; the shape sets
-are :func:`rectangles` (tall or wide) and :func:`convex` (convex or not). Where the authors'
-description leaves a choice (the patch-variance threshold, the rectangle sizes, the half-plane
-distribution, the convexity test, the balance of the convex classes' white areas), the
-function that makes it states the choice.
+makes comparable sets (not the same images) from a seed, as the authors describe them. Every
+draw comes from a :class:`numpy.random.Generator`, so a seed gives the same bytes. Images are
+float32 in [0, 1], ``(n, 28, 28)``, upright. The digit sets (:data:`NEEDS_MNIST`) are MNIST
+digits rotated (:func:`rotate_digits`), on noise (:func:`random_background`) or on a natural
+patch (:func:`image_background`); the shape sets are :func:`rectangles` and :func:`convex`.
+Where the authors leave a choice, the function that makes it states it.
 """
 
 from __future__ import annotations
@@ -27,7 +20,6 @@ from contractive.validation import check_choice, check_int, is_bool, parameter_e
 __all__ = [
     "NEEDS_MNIST",
     "VARIATION_SIZES",
-    "composite",
     "convex",
     "image_background",
     "natural_patches",
@@ -277,13 +269,13 @@ def random_background(images: np.ndarray, rng: np.random.Generator) -> np.ndarra
     images = _check_images(images, "random_background")
     rng = _check_rng(rng, "random_background")
     noise = rng.random(images.shape, dtype=np.float32)  # (n, height, width) in [0, 1)
-    return composite(images, noise)
+    return _composite(images, noise)
 
 
 def image_background(images: np.ndarray, patches: np.ndarray) -> np.ndarray:
     """Put each digit on its own patch, as for mnist-bg-img.
 
-    The rule of :func:`random_background` (:func:`composite`): the digit over the patch with
+    The rule of :func:`random_background`: the digit over the patch with
     its intensity as opacity, ``d + (1 - d) * patch``.
 
     Parameters
@@ -316,21 +308,11 @@ def image_background(images: np.ndarray, patches: np.ndarray) -> np.ndarray:
             got,
             owner="image_background",
         )
-    return composite(images, patches)
+    return _composite(images, patches)
 
 
-def composite(images: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
-    """White-on-black images laid over backgrounds, their intensity as opacity.
-
-    ``d + (1 - d) * b``, clipped to [0, 1] against rounding: where the image is 0 the
-    background shows, where it is 1 the image does, and in between they blend.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> composite(np.array([0.0, 0.5, 1.0], np.float32), np.full(3, 0.5, np.float32)).tolist()
-    [0.5, 0.75, 1.0]
-    """
+def _composite(images: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
+    # d + (1 - d) * b, clipped against rounding: 0 shows the background, 1 the image.
     out = images + (1.0 - images) * backgrounds  # (n, height, width), float32
     return np.clip(out, 0.0, 1.0, out=out)
 

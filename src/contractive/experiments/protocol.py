@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import Config
 from ..exceptions import ConfigError
 from ..validation import check_choice, check_int, check_real
 
@@ -22,6 +23,7 @@ __all__ = [
     "SELECTION_RULES",
     "GridPoint",
     "Protocol",
+    "autoencoder_config",
     "check_protocol",
     "grid",
     "protocol_differences",
@@ -203,6 +205,45 @@ class Protocol:
     def settings() -> list[dataclasses.Field[Any]]:
         """The fields that are settings (each with a ``label``, some with a flag)."""
         return [f for f in dataclasses.fields(Protocol) if "label" in f.metadata]
+
+
+def autoencoder_config(
+    protocol: Protocol, knob: str | None, value: float | None, device: str, *, seed: int
+) -> Config:
+    """The Config that pre-trains one autoencoder layer of a paper experiment.
+
+    ``protocol.hidden`` sigmoid units, tied weights, cross-entropy, Adam at the protocol's
+    pre-training settings, no validation split; ``knob`` (a Config field such as
+    ``"contraction"``, or None) set to ``value`` and every other regulariser off.
+
+    Examples
+    --------
+    >>> p = Protocol("p", 100, 10, 8, 20, 1e-3, 128, 20, 64, 0, 50, {})
+    >>> cfg = autoencoder_config(p, "mask_prob", 0.25, "cpu", seed=3)
+    >>> cfg.hidden, cfg.mask_prob, cfg.contraction, cfg.seed
+    ([8], 0.25, 0.0, 3)
+    """
+    # contraction defaults to 0.1 in Config: every model but a CAE must switch it off.
+    config = Config(
+        hidden=[protocol.hidden],
+        activation="sigmoid",
+        tied=True,
+        loss="bce",
+        optimizer="adam",
+        lr=protocol.pretrain_lr,
+        batch_size=protocol.pretrain_batch_size,
+        epochs=protocol.pretrain_epochs,
+        validation_fraction=0.0,
+        patience=0,
+        seed=seed,
+        device=device,
+        contraction=0.0,
+    )
+    if knob is None:
+        return config
+    if value is None:
+        raise ConfigError(f"The grid value of {knob!r} must be a number. Got None instead.")
+    return config.replace(**{knob: value})
 
 
 #: The rules :func:`select_point` knows.

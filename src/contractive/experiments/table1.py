@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..config import Config
-from .protocol import GridPoint, Protocol, grid, protocol_differences
+from .protocol import GridPoint, Protocol, autoencoder_config, grid, protocol_differences
 
 __all__ = [
     "DEFINITIONS",
@@ -238,27 +238,7 @@ def pretrain_config(protocol: Protocol, model: str, value: float | None, device:
     >>> pretrain_config(QUICK, "DAE-b", 0.25, "cpu").mask_prob
     0.25
     """
-    knob = KNOBS[model]
-    # contraction defaults to 0.1 in Config: every model but the CAE must switch it off.
-    config = Config(
-        hidden=[protocol.hidden],
-        activation="sigmoid",
-        tied=True,
-        loss="bce",
-        optimizer="adam",
-        lr=protocol.pretrain_lr,
-        batch_size=protocol.pretrain_batch_size,
-        epochs=protocol.pretrain_epochs,
-        validation_fraction=0.0,
-        patience=0,
-        seed=protocol.seed,
-        device=device,
-        contraction=0.0,
-    )
-    if knob is None:
-        return config
-    assert value is not None
-    return config.replace(**{knob: value})
+    return autoencoder_config(protocol, KNOBS[model], value, device, seed=protocol.seed)
 
 
 def differences(protocol: Protocol) -> list[str]:

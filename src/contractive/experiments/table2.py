@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..config import Config
-from .protocol import GridPoint, Protocol, grid, protocol_differences
+from .protocol import GridPoint, Protocol, autoencoder_config, grid, protocol_differences
 
 __all__ = [
     "DATASETS",
@@ -141,7 +141,7 @@ QUICK = dataclasses.replace(
     FULL,
     name="quick",
     pretrain_epochs=3,
-    finetune_epochs=6,
+    finetune_epochs=10,
     patience=0,
     test_size=10_000,
     grids={
@@ -180,29 +180,11 @@ def layer_configs(
     >>> [c.mask_prob for c in layer_configs(QUICK, "DAE-b", 0.25, "cpu")]
     [0.25, 0.25, 0.25]
     """
-    fam = FAMILIES[family]
-    configs = []
-    for k in range(fam.depth):
-        config = Config(
-            hidden=[protocol.hidden],
-            activation="sigmoid",
-            tied=True,
-            loss="bce",
-            optimizer="adam",
-            lr=protocol.pretrain_lr,
-            batch_size=protocol.pretrain_batch_size,
-            epochs=protocol.pretrain_epochs,
-            validation_fraction=0.0,
-            patience=0,
-            seed=protocol.seed + k,
-            device=device,
-            contraction=0.0,  # Config's default is a CAE: the other families switch it off
-        )
-        if fam.knob is not None:
-            assert value is not None
-            config = config.replace(**{fam.knob: value})
-        configs.append(config)
-    return configs
+    knob = FAMILIES[family].knob
+    return [
+        autoencoder_config(protocol, knob, value, device, seed=protocol.seed + k)
+        for k in range(FAMILIES[family].depth)
+    ]
 
 
 def differences(protocol: Protocol) -> list[str]:
@@ -211,6 +193,6 @@ def differences(protocol: Protocol) -> list[str]:
     Examples
     --------
     >>> differences(QUICK)[:2]
-    ['pre-training epochs 20 -> 3', 'fine-tuning epochs 30 -> 6']
+    ['pre-training epochs 20 -> 3', 'fine-tuning epochs 30 -> 10']
     """
     return protocol_differences(protocol, FULL, point_text)
