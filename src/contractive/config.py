@@ -95,7 +95,10 @@ class Config:
 
     # --- data -------------------------------------------------------------------------------
     # The bundled digits need no download, so the default run works offline.
-    data: str = _opt("digits", "digits, mnist, fashion-mnist, or a .npy/.npz/.csv path")
+    data: str = _opt(
+        "digits",
+        "a dataset name (`contractive data NAME` describes it) or a .npy/.npz/.csv path",
+    )
     data_dir: str | None = _opt(None, "folder holding the dataset files (else cache/download)")
     # Image sets are divided by 255 under "auto"; user files are taken as they are.
     scale: str = _opt("auto", "scaling of the inputs", choices=_SCALES)
