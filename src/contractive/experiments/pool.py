@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["WorkerPool", "threads_per_job"]
+from ..validation import check_int
+
+__all__ = ["WorkerPool", "default_jobs", "threads_per_job"]
 
 # Set in each worker process by _init_worker: the data and where progress lines go.
 _WORKER: dict[str, Any] = {}
@@ -28,6 +30,20 @@ def threads_per_job(jobs: int) -> int:
     1
     """
     return max(1, torch.get_num_threads() // jobs)
+
+
+def default_jobs(jobs: int | None, device: torch.device) -> int:
+    """``jobs`` checked (an int >= 1), or by default one job per torch thread on the CPU and
+    one on a GPU.
+
+    Examples
+    --------
+    >>> default_jobs(3, torch.device("cpu")), default_jobs(None, torch.device("cuda"))
+    (3, 1)
+    """
+    if jobs is not None:
+        return check_int("jobs", jobs, low=1)
+    return torch.get_num_threads() if device.type == "cpu" else 1
 
 
 def _init_worker(data: Any, threads: int, lines: Any) -> None:

@@ -23,9 +23,10 @@ from ..analysis import mean_jacobian_norm, saturation
 from ..evaluate import FinetuneResult, encode, finetune, linear_probe, test_error, train_stack
 from ..locking import RunLock
 from ..nn import Autoencoder
+from ..stacking import EncoderLike
 from ..train import Callback, EpochMetrics, Trainer, resolve_device
-from ..validation import check_int, check_output_dir
-from .pool import WorkerPool, threads_per_job
+from ..validation import check_output_dir
+from .pool import WorkerPool, default_jobs, threads_per_job
 from .protocol import Protocol, check_protocol, protocol_json, select_point
 from .render import fmt_time, write_outputs
 from .splits import Split, load_split
@@ -46,6 +47,7 @@ from .table1 import (
 __all__ = [
     "ValueResult",
     "environment",
+    "finetune_on",
     "finish_model",
     "load_mnist",
     "pretrain_value",
@@ -73,12 +75,27 @@ def load_mnist(data_dir: str | os.PathLike[str] | None, protocol: Protocol) -> S
     return load_split("mnist", protocol, data_dir=data_dir)
 
 
-def _finetune_on(
-    ae: Autoencoder, data: Split, protocol: Protocol, device: torch.device, **options: Any
+def finetune_on(
+    encoder: EncoderLike,
+    data: Split,
+    protocol: Protocol,
+    device: torch.device,
+    **options: Any,
 ) -> tuple[nn.Sequential, FinetuneResult]:
-    """:func:`finetune` on the protocol's training and validation images, batch and seed."""
+    """:func:`finetune` on the split's training and validation sets, with the protocol's batch
+    size and seed and the split's number of classes; ``options`` are finetune's others.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from contractive.experiments import QUICK
+    >>> data = load_split("digits", QUICK)
+    >>> _, result = finetune_on(nn.Linear(64, 8), data, QUICK, torch.device("cpu"), epochs=1)
+    >>> result.epochs_run
+    1
+    """
     return finetune(
-        ae,
+        encoder,
         data.X_train,
         data.y_train,
         data.X_val,
@@ -146,7 +163,7 @@ def pretrain_value(
     points = []
     for i in indices:
         point = grid[i]
-        classifier, result = _finetune_on(
+        classifier, result = finetune_on(
             ae,
             data,
             protocol,
@@ -206,7 +223,7 @@ def finish_model(
     final: dict[str, Any] | None = None
     if protocol.final_epochs:
         # Again from the pre-trained encoder, not from the grid point's fine-tuned classifier.
-        classifier, result = _finetune_on(
+        classifier, result = finetune_on(
             ae,
             data,
             protocol,
@@ -404,11 +421,8 @@ def run_table1(
         The dataset's files are missing or damaged, or it has no labels.
     """
     protocol = check_protocol(protocol, MODELS)
-    if jobs is not None:
-        jobs = check_int("jobs", jobs, low=1)
     dev = resolve_device(device)
-    if jobs is None:
-        jobs = torch.get_num_threads() if dev.type == "cpu" else 1
+    jobs = default_jobs(jobs, dev)
     # At most one process per grid value: more would have nothing to do.
     jobs = min(jobs, sum(len(protocol.values(m)) for m in protocol.models))
     out_dir = check_output_dir(out)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import variations
 from ..data import DATASETS, OWN_VALIDATION, Dataset, load_dataset
 from ..exceptions import DataError
 from .protocol import Protocol
@@ -131,19 +132,23 @@ def load_split(
     text = os.fspath(source)
     name = text.strip().lower()
     if name in OWN_VALIDATION:
-        parts = [load_dataset(name, split=s, data_dir=data_dir) for s in ("train", "valid", "test")]
-        train, val, test = parts
-        n_train = min(protocol.train_size, train.n_samples)
-        n_val = min(protocol.val_size, val.n_samples)
+        # One read of the set (train, valid and test rows in that order), not one per split:
+        # each read of a regenerated set checks the md5 of its whole cache file.
+        spec = variations.VARIATIONS[name]
+        whole = load_dataset(name, split="all", data_dir=data_dir)
+        n_fit = spec.n_train + spec.n_valid
+        n_train = min(protocol.train_size, spec.n_train)
+        n_val = min(protocol.val_size, spec.n_valid)
+        test = whole.subset(slice(n_fit, None))
         description = (
             f"{name}: its own splits; training set the first {n_train} of its "
-            f"{train.n_samples} training images, validation set the first {n_val} of its "
-            f"{val.n_samples} validation images, test set its {test.n_samples} test images"
+            f"{spec.n_train} training images, validation set the first {n_val} of its "
+            f"{spec.n_valid} validation images, test set its {test.n_samples} test images"
         )
         return _split(
             name,
-            train.subset(slice(n_train)),
-            val.subset(slice(n_val)),
+            whole.subset(slice(n_train)),
+            whole.subset(slice(spec.n_train, spec.n_train + n_val)),
             test,
             description,
             protocol.test_size,

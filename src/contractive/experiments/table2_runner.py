@@ -24,16 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..evaluate import finetune, test_error, train_stack
+from ..evaluate import test_error, train_stack
 from ..exceptions import ConfigError
 from ..locking import RunLock
 from ..runs import atomic_write_bytes
 from ..train import resolve_device
-from ..validation import check_int, check_output_dir
-from .pool import WorkerPool
+from ..validation import check_output_dir
+from .pool import WorkerPool, default_jobs
 from .protocol import Protocol, check_protocol, protocol_json, select_point
 from .render import fmt_time, ranking
-from .runner import environment
+from .runner import environment, finetune_on
 from .splits import Split, load_split
 from .table2 import (
     DATASETS,
@@ -120,19 +120,14 @@ def family_task(
         for index, point in enumerate(grid):
             if point.value != value:
                 continue
-            classifier, result = finetune(
+            classifier, result = finetune_on(
                 layers[:depth],
-                split.X_train,
-                split.y_train,
-                split.X_val,
-                split.y_val,
+                split,
+                protocol,
+                dev,
                 epochs=protocol.finetune_epochs,
                 lr=point.finetune_lr,
-                batch_size=protocol.finetune_batch_size,
                 patience=protocol.patience,
-                seed=protocol.seed,
-                n_classes=split.n_classes,
-                device=dev,
             )
             # Tested now (every point, though only the selected one is reported), so that
             # the classifiers need not travel back to the parent process.
@@ -394,11 +389,8 @@ def run_table2(
         raise ConfigError(f"The protocol has no grid for the {', '.join(missing)} family.")
     if not datasets:
         raise ConfigError("The 'datasets' parameter must name at least one dataset.")
-    if jobs is not None:
-        jobs = check_int("jobs", jobs, low=1)
     dev = resolve_device(device)
-    if jobs is None:
-        jobs = torch.get_num_threads() if dev.type == "cpu" else 1
+    jobs = default_jobs(jobs, dev)
     out_dir = check_output_dir(out)
     with RunLock(out_dir):
         start = time.perf_counter()
