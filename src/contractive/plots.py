@@ -375,8 +375,11 @@ def plot_samples(
     path: str | Path,
     *,
     max_columns: int = 12,
+    samples: np.ndarray | None = None,
+    n_shown: int = 100,
 ) -> Path:
-    """Sampling chains as an image grid: one row per chain, one column per step.
+    """Sampling chains as an image grid (one row per chain, one column per step), under a
+    grid of samples when ``samples`` are given.
 
     Parameters
     ----------
@@ -389,6 +392,11 @@ def plot_samples(
         Output PNG.
     max_columns : int
         With more steps, evenly spaced steps (always the first and last) are shown.
+    samples : np.ndarray, optional
+        ``(n, n_features)`` samples (:func:`~contractive.sampling.draw_samples`); the first
+        ``n_shown`` are drawn above the chains, ``max_columns`` a row.
+    n_shown : int
+        How many samples to draw.
 
     Examples
     --------
@@ -397,7 +405,9 @@ def plot_samples(
     >>> chain = np.zeros((4, 2, 16))  # 3 steps from 2 starting points, 4x4 images
     >>> plot_samples(chain, (4, 4), Path(tempfile.mkdtemp()) / "samples.png").name
     'samples.png'
-    """
+    >>> plot_samples(chain, (4, 4), Path(tempfile.mkdtemp()) / "s.png", samples=np.zeros((30, 16))).name
+    's.png'
+    """  # noqa: E501
     chain = np.asarray(chain)
     n_steps, n_chains = chain.shape[0], chain.shape[1]
     cols = np.unique(np.linspace(0, n_steps - 1, min(n_steps, max_columns)).round().astype(int))
@@ -407,7 +417,29 @@ def plot_samples(
         for c, step in enumerate(cols):
             tiles[i, c] = np.clip(_image(chain[step, i], image_shape), 0.0, 1.0)
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(0.6 * cols.size + 0.4, 0.65 * n_chains + 0.6))
+    if samples is None:
+        fig, ax = plt.subplots(figsize=(0.6 * cols.size + 0.4, 0.65 * n_chains + 0.6))
+    else:
+        shown = np.asarray(samples)[:n_shown]
+        rows = -(-len(shown) // max_columns)
+        grid = np.ones((rows * max_columns, h, w))  # blank (white) tiles past the last sample
+        for k, sample in enumerate(shown):
+            grid[k] = np.clip(_image(sample, image_shape), 0.0, 1.0)
+        fig, (top, ax) = plt.subplots(
+            2,
+            1,
+            figsize=(0.6 * max(cols.size, max_columns) + 0.4, 0.6 * (rows + n_chains) + 1.2),
+            height_ratios=[rows, n_chains],
+        )
+        top.imshow(
+            _mosaic(grid.reshape(rows, max_columns, h, w)),
+            cmap="gray",
+            vmin=0.0,
+            vmax=1.0,
+            interpolation="nearest",
+        )
+        top.axis("off")
+        top.set_title(f"samples (the first {len(shown)})", fontsize=8)
     ax.imshow(_mosaic(tiles), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     _tile_ticks(ax, cols.size, w, ["x0" if s == 0 else str(s) for s in cols])
     ax.set_title("sampling chains: x <- g(f(x) + J J^T alpha), by step", fontsize=8)
