@@ -197,3 +197,22 @@ def test_report_compares_contraction_on_shared_radii(stack_report: tuple[Report,
     assert cae2.radii[-1] / cae2.radii[0] == pytest.approx(1e5)
     assert "21 radii from " in page
     assert "10⁻³ to 10² times the median distance between two of the points" in page
+
+
+def test_report_shows_the_scored_samples_of_run_sampling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contractive.cli import main
+
+    run = tmp_path / "cae"
+    train_run(Config(data="digits", hidden=[16], epochs=1), run, quiet=True, plots=False)
+    before = write_report([run], tmp_path / "r0", n_points=40).path.read_text(encoding="utf-8")
+    assert "Samples, scored" not in before
+    argv = ["sample", str(run), "--out", str(run / "sampling"), "--parzen", "--n", "30"]
+    assert main([*argv, "--burn-in", "2", "--mixing-chains", "3", "--mixing-steps", "4"]) == 0
+    capsys.readouterr()
+    page = write_report([run], tmp_path / "r1", n_points=40).path.read_text(encoding="utf-8")
+    assert "<h3>Samples, scored</h3>" in page
+    assert re.search(r"<td>training images</td><td class=num>-?\d+\.\d ± \d+\.\d</td>", page)
+    assert "classes visited in 4 steps, mean of 3 chains" in page
+    assert _embedded(page)["samples"].startswith(PNG)  # RUN/sampling/samples.png

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -48,6 +49,7 @@ from .analysis import (
 from .data import SPLITS, draw_indices
 from .exceptions import ConfigError
 from .runs import METRICS_FILE, Run, atomic_write_bytes, load_run
+from .sampling import reconstruction_guard
 from .validation import check_choice, check_int, check_output_dir
 from .workflow import layer_epochs, load_run_data
 
@@ -345,7 +347,11 @@ def _draw(
         with torch.no_grad():
             x_hat = model(x[:10]).x_hat.reshape(min(10, x.shape[0]), -1)
         tangents = tangent_directions(model, x[:4], k=min(5, int(rr.analysis.spectrum.size)))
-        chain = sample_chain(model, x[:chains], sigma=sigma, steps=steps, seed=seed)
+        # The guard of contractive sample: refuse steps that decode far off the data.
+        bound = reconstruction_guard(model, x)
+        chain = sample_chain(
+            model, x[:chains], sigma=sigma, steps=steps, seed=seed, max_error=bound
+        )
         rr.figures = {
             "filters": plot_filters(model.encoder, image_shape, fig_dir / f"{name}-filters.png"),
             "reconstructions": plot_reconstructions(
@@ -403,8 +409,39 @@ _CAPTIONS = {
     "reconstructions": "Inputs (top) and reconstructions (bottom).",
     "tangents": "Each input beside the leading right singular vectors of J_f(x), marked with "
     "their singular values (yellow): the input directions along which the code changes most.",
-    "samples": "Sampling chains x ← g(f(x) + J Jᵀ α), α ~ N(0, σ²I), one row per chain.",
+    "samples": "Sampling chains x ← g(f(x) + J Jᵀ α), α ~ N(0, σ²I), one row per chain; a "
+    "step whose result reconstructs worse than twice the data's 99th percentile is refused.",
+    "scored": "Samples of contractive sample (top) and chains (below), from RUN/sampling/.",
 }
+
+
+def _sampling_section(run: Run) -> list[str]:
+    """What ``contractive sample RUN --out RUN/sampling --parzen`` measured, if it ran."""
+    folder = run.path / "sampling"
+    if not (folder / "sampling.json").is_file():
+        return []
+    meta = json.loads((folder / "sampling.json").read_text())
+    parts = ["<h3>Samples, scored</h3>"]
+    rows = meta.get("parzen") or {}
+    if rows:
+        cells = "".join(
+            f"<tr><td>{html.escape(name)}</td><td class=num>{row['log_likelihood']:.1f} ± "
+            f"{row['standard_error']:.1f}</td><td class=num>{row['sigma']:.3g}</td></tr>"
+            for name, row in rows.items()
+        )
+        parts.append(
+            "<table><thead><tr><th>samples</th><th>Parzen log-likelihood (test)</th>"
+            f"<th>window σ</th></tr></thead><tbody>{cells}</tbody></table>"
+        )
+    mix = meta.get("mixing")
+    if mix:
+        parts.append(
+            f"<p>Mixing: {mix['classes_visited']:.2f} of 10 classes visited in {mix['steps']} "
+            f"steps, mean of {mix['chains']} chains.</p>"
+        )
+    if (folder / "samples.png").is_file():
+        parts.append(_img(folder / "samples.png", "scored", f"{run.path.name}: samples"))
+    return parts
 
 
 def _img(path: Path, key: str, alt: str) -> str:
@@ -503,6 +540,7 @@ def _html(
             if key == "samples":
                 parts.append(f"<p>σ = {sigma:g}, {steps} steps, seed {seed}.</p>")
             parts.append(_img(path, key, f"{rr.label}: {key}"))
+        parts += _sampling_section(rr.run)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -311,18 +311,13 @@ def measure_sampling(
     noisy = real + step * rng.standard_normal(real.shape).astype(np.float32)
     rows["noise around training images"], _ = _timed(lambda: score(noisy))
     rows["noise around training images"]["noise_std"] = step
-    if baseline is not None:
-        (base, _, base_refused), seconds["baseline sampling"] = _timed(
-            lambda: chain_samples(baseline)
-        )
-        rows["baseline"], seconds["parzen baseline"] = _timed(lambda: score(base))
-        rows["baseline"]["refused_fraction"] = base_refused
     mixing: dict[str, Any] | None = None
+    classify: Callable[[np.ndarray], Any] | None = None
+    mix_starts = start_points(X_train, s.mixing_chains, s.start, seed=s.seed + 2)
     if y_train is not None and s.mixing_chains > 0:
         classify, seconds["classifier"] = _timed(
             lambda: fit_classifier(X_train, np.asarray(y_train), seed=s.seed)
         )
-        mix_starts = start_points(X_train, s.mixing_chains, s.start, seed=s.seed + 2)
         mixing, seconds["mixing"] = _timed(
             lambda: measure_mixing(
                 model,
@@ -334,6 +329,22 @@ def measure_sampling(
                 max_error=bound,
             )
         )
+    if baseline is not None:
+        (base, base_bound, base_refused), seconds["baseline sampling"] = _timed(
+            lambda: chain_samples(baseline)
+        )
+        rows["baseline"], seconds["parzen baseline"] = _timed(lambda: score(base))
+        rows["baseline"]["refused_fraction"] = base_refused
+        if classify is not None:
+            rows["baseline"]["mixing"] = measure_mixing(
+                baseline,
+                mix_starts,
+                classify,
+                sigma=s.sigma,
+                steps=s.mixing_steps,
+                seed=s.seed,
+                max_error=base_bound,
+            )
     results = {
         "settings": asdict(s),
         "guard": {"max_error": bound, "refused_fraction": refused},

@@ -193,11 +193,19 @@ def _sample(args: argparse.Namespace) -> int:
     results |= {"run": str(run.path), "data": ds.name, "n_samples": int(samples.shape[0])}
     atomic_write_bytes(out / "sampling.json", (json.dumps(results, indent=2) + "\n").encode())
     print(f"Wrote {samples.shape[0]} samples of {run.path} to {out / 'samples.npy'}")
+    refused = results["guard"]["refused_fraction"]
+    print(f"  the guard refused {100 * refused:.1f} % of the chain's steps")
     if args.parzen:
         for name, row in results["parzen"].items():
             print(
                 f"  Parzen log-likelihood, {name}: {row['log_likelihood']:.1f} "
                 f"± {row['standard_error']:.1f} (sigma {row['sigma']:.3g})"
+            )
+        base = results["parzen"].get("baseline")
+        if base is not None and base["refused_fraction"] > 0.5:
+            print(
+                f"  the baseline's chain refused {100 * base['refused_fraction']:.1f} % of its "
+                "steps: its samples are mostly its starting images (try --no-guard)"
             )
         if results["mixing"]:
             mix = results["mixing"]
