@@ -57,6 +57,7 @@ from .nn import Autoencoder, AutoencoderOutput, conv_autoencoder, mlp_autoencode
 from .penalties import encode_with_penalty, higher_order_penalty, jacobian_penalty
 from .report import write_report
 from .runs import Run, load_run
+from .tangent_prop import tangent_propagation_penalty
 from .train import Callback, EpochMetrics, Trainer, fit
 from .workflow import resume_run, train_run
 
@@ -107,6 +108,7 @@ __all__ = [
     "sample_chain",
     "saturation",
     "tangent_directions",
+    "tangent_propagation_penalty",
     "train_run",
     "train_stack",
     "write_report",
