@@ -654,3 +654,82 @@ def test_stack_autoencoder_errors(layers: Callable[[], object], match: str) -> N
 
 # ---------------------------------------------------------------------------------------------
 # SAT and ||J_f(x)||_F.
+
+
+# ---------------------------------------------------------------------------------------------
+# Tangent propagation in fine-tuning (the Manifold Tangent Classifier).
+
+
+def _tangent_problem() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, nn.Module]:
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(96, 6, generator=gen)
+    y = (X[:, 0] + X[:, 1] > 1.0).long()
+    tangents = torch.randn(96, 2, 6, generator=gen)
+    torch.manual_seed(0)
+    return X, y, tangents, nn.Linear(6, 5)
+
+
+def test_finetune_with_zero_tangent_weight_is_plain_finetuning() -> None:
+    X, y, tangents, enc = _tangent_problem()
+    a, _ = finetune(enc, X, y, X, y, epochs=2, batch_size=16)
+    b, _ = finetune(enc, X, y, X, y, epochs=2, batch_size=16, tangents=tangents)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("target", ["logits", "probabilities"])
+def test_finetune_with_tangents_flattens_the_output_along_them(target: str) -> None:
+    from contractive.tangent_prop import tangent_propagation_penalty
+
+    X, y, tangents, enc = _tangent_problem()
+    kwargs = {"epochs": 5, "batch_size": 16, "lr": 0.5, "tangents": tangents.numpy()}
+
+    def flatness(classifier: nn.Module) -> float:
+        net = classifier if target == "logits" else nn.Sequential(classifier, nn.Softmax(1))
+        return float(tangent_propagation_penalty(net, X, tangents).mean().detach())
+
+    plain, _ = finetune(enc, X, y, X, y, **kwargs)
+    mtc, _ = finetune(enc, X, y, X, y, **kwargs, tangent_weight=10.0, tangent_target=target)
+    assert flatness(mtc) < 0.5 * flatness(plain)
+
+
+def test_finetune_with_tangents_and_dropout_runs() -> None:
+    X, y, tangents, enc = _tangent_problem()
+    _, res = finetune(
+        enc,
+        X,
+        y,
+        X,
+        y,
+        epochs=1,
+        dropout=0.3,
+        input_dropout=0.1,
+        tangents=tangents,
+        tangent_weight=0.1,
+    )
+    assert res.epochs_run == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"tangents": torch.zeros(96, 2, 5)},
+            r"'tangents' parameter must be an array of shape "
+            r"\(n, k, d_x\) = \(96, k >= 1, 6\) to match X_train. Got 'shape \(96, 2, 5\)'",
+        ),
+        ({"tangents": torch.zeros(95, 2, 6)}, r"'tangents' parameter must be an array of shape"),
+        ({"tangents": torch.zeros(96, 0, 6)}, r"'tangents' parameter must be an array of shape"),
+        (
+            {"tangent_weight": -1.0},
+            r"'tangent_weight' parameter must be a float in the range "
+            r"\[0, inf\)",
+        ),
+        ({"tangent_weight": float("nan")}, r"'tangent_weight' parameter must be a float"),
+        ({"tangent_target": "softmax"}, r"'tangent_target' parameter must be a str among"),
+    ],
+)
+def test_finetune_refuses_bad_tangent_options(kwargs: dict[str, object], match: str) -> None:
+    X, y, _, enc = _tangent_problem()
+    with pytest.raises(ConfigError, match=match):
+        finetune(enc, X, y, X, y, epochs=1, **kwargs)  # type: ignore[arg-type]

@@ -47,6 +47,7 @@ from .stacking import (
     train_stack,
 )
 from .stopping import EarlyStopping
+from .tangent_prop import tangent_propagation_penalty
 from .validation import check_choice, check_int, check_real, is_int, parameter_error
 
 __all__ = [
@@ -268,6 +269,9 @@ def finetune(
     dropout: float = 0.0,
     input_dropout: float = 0.0,
     extra_loss: Callable[[nn.Sequential, Tensor, Tensor], Tensor] | None = None,
+    tangents: ArrayLike | None = None,
+    tangent_weight: float = 0.0,
+    tangent_target: str = "logits",
     schedule: str = "cosine",
     n_classes: int | None = None,
     activation: str = "sigmoid",
@@ -326,6 +330,17 @@ def finetune(
         outputs along given directions (the Manifold Tangent Classifier, Rifai et al., NIPS
         2011). The ``train_loss`` of :class:`FinetuneEpoch` stays the cross-entropy alone.
         None (the default) adds nothing.
+    tangents : array-like of shape (n, k, d_x), optional
+        Tangent vectors of each training sample (:func:`contractive.tangents.tangent_bases`;
+        a float16 memory map is fine, rows are read a minibatch at a time). With
+        ``tangent_weight > 0`` the objective gains ``tangent_weight`` times the batch mean of
+        :func:`contractive.tangent_prop.tangent_propagation_penalty` along them: the Manifold
+        Tangent Classifier.
+    tangent_weight : float
+        beta, in [0, inf).
+    tangent_target : {"logits", "probabilities"}
+        What the penalty keeps flat along the tangents: the output layer's logits, or the
+        softmax probabilities (flat already where the classifier is confident).
     schedule : {"cosine", "constant"}
         ``"cosine"`` decays the learning rate from ``lr`` towards 0 over ``epochs`` epochs.
     n_classes : int, optional
@@ -388,7 +403,18 @@ def finetune(
     input_dropout = check_real("input_dropout", input_dropout, low=0, high=1, closed="left")
     if extra_loss is not None and not callable(extra_loss):
         raise parameter_error("extra_loss", "a callable or None", extra_loss)
+    tangent_weight = check_real("tangent_weight", tangent_weight, low=0)
+    tangent_target = check_choice("tangent_target", tangent_target, ("logits", "probabilities"))
     Xt, Xv = as_samples(X_train, "X_train"), as_samples(X_val, "X_val")
+    if tangents is not None:
+        shape = tuple(tangents.shape)
+        if len(shape) != 3 or shape[0] != Xt.shape[0] or shape[2] != Xt.shape[1] or not shape[1]:
+            raise parameter_error(
+                "tangents",
+                f"an array of shape (n, k, d_x) = ({Xt.shape[0]}, k >= 1, {Xt.shape[1]}) to "
+                "match X_train",
+                f"shape {shape}",
+            )
     yt, yv = _as_labels(y_train, Xt.shape[0], "y_train"), _as_labels(y_val, Xv.shape[0], "y_val")
     if Xv.shape[1] != Xt.shape[1]:
         raise ConfigError(
@@ -445,6 +471,11 @@ def finetune(
                 xb, yb = Xt[idx].to(dev), yt[idx].to(dev)  # (B, d_x), (B,)
                 loss = F.cross_entropy(classifier(xb), yb)
                 objective = loss
+                if tangents is not None and tangent_weight > 0:
+                    ub = torch.as_tensor(np.asarray(tangents[idx.numpy()])).to(dev)  # (B, k, d_x)
+                    net = classifier if tangent_target == "logits" else _Softmax(classifier)
+                    penalty = tangent_propagation_penalty(net, xb, ub)  # (B,)
+                    objective = objective + tangent_weight * penalty.mean()
                 if extra_loss is not None:
                     objective = loss + _scalar_term(extra_loss(classifier, xb, yb))
                 opt.zero_grad(set_to_none=True)
@@ -489,6 +520,17 @@ def finetune(
         history=history,
     )
     return classifier, result
+
+
+class _Softmax(nn.Module):
+    """``classifier`` followed by the softmax: tangent propagation on probabilities."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.softmax(self.classifier(x), dim=1)
 
 
 def _scalar_term(value: object) -> Tensor:

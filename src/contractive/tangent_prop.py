@@ -82,5 +82,6 @@ def tangent_propagation_penalty(model: nn.Module, x: Tensor, tangents: Tensor) -
     def along(direction: Tensor) -> Tensor:
         return jvp(model, (x,), (direction,))[1]  # (B, *output): J_o(x) u for every sample
 
-    moved = vmap(along, in_dims=1, out_dims=1)(u)  # (B, k, *output)
+    # randomness="same": a dropout layer draws one mask for all k tangents of a step.
+    moved = vmap(along, in_dims=1, out_dims=1, randomness="same")(u)  # (B, k, *output)
     return moved.pow(2).flatten(1).sum(1)
