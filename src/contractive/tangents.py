@@ -114,7 +114,8 @@ def _subspace(
 
     b, shape = x.shape[0], x.shape[1:]
     d_x = x[0].numel()
-    code, pull = vjp(encoder, x)
+    pulled = vjp(encoder, x)  # (f(x), pullback)
+    code, pull = pulled[0], pulled[1]
     m = min(k + oversample, d_x, code[0].numel())
 
     def forward(v: Tensor) -> Tensor:  # (B, d_x) -> (B, d_h): J v per sample

@@ -102,8 +102,11 @@ def _save_npy(path: Any, array: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _parzen_data(args: argparse.Namespace, run: Any) -> dict[str, np.ndarray | None]:
-    """The training, validation and test images of the run's dataset, scaled for the run."""
+def _parzen_data(
+    args: argparse.Namespace, run: Any
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """Training images and labels, validation and test images of the run's dataset, scaled
+    for the run."""
     from ..data import DATASETS, OWN_VALIDATION
     from ..workflow import load_run_data
 
@@ -117,17 +120,20 @@ def _parzen_data(args: argparse.Namespace, run: Any) -> dict[str, np.ndarray | N
     def split(which: str) -> Any:
         return load_run_data(run, name, data_dir=args.data_dir, split=which)
 
+    def scaled(ds: Any) -> np.ndarray:
+        return np.asarray(run.prepare(ds.X), dtype=np.float32)
+
     train, test = split("train"), split("test")
-    X, y = run.prepare(train.X), train.y
+    X, y = scaled(train), train.y
     if name in OWN_VALIDATION:
-        X_val = run.prepare(split("valid").X)
+        X_val = scaled(split("valid"))
     else:
         # The protocol's validation images are MNIST's training images 50000-59999: the last
         # sixth of the training split; the chains start from, and are judged on, the rest.
         n_val = min(10_000, len(X) // 6)
         X, X_val = X[:-n_val], X[-n_val:]
         y = None if y is None else y[:-n_val]
-    return {"X_train": X, "y_train": y, "X_val": X_val, "X_test": run.prepare(test.X)}
+    return X, y, X_val, scaled(test)
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -154,15 +160,21 @@ def _sample(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     model = run.model.eval()
-    X = run.prepare(ds.X)
+    X = np.asarray(run.prepare(ds.X), dtype=np.float32)
     results: dict[str, Any]
     if args.parzen:
-        data = _parzen_data(args, run)
+        X, y, X_val, X_test = _parzen_data(args, run)
         baseline = load_run(args.baseline).model.eval() if args.baseline else None
         samples, results = measure_sampling(
-            model, settings=settings, baseline=baseline, progress=True, **data
+            model,
+            X_train=X,
+            y_train=y,
+            X_val=X_val,
+            X_test=X_test,
+            settings=settings,
+            baseline=baseline,
+            progress=True,
         )
-        X = data["X_train"]
     else:
         bound = reconstruction_guard(model, X[:2000]) if args.guard else None
         starts = start_points(X, settings.n_chains, args.start, seed=args.seed)
