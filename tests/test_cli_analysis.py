@@ -50,17 +50,17 @@ def test_cmd_sample_writes_samples_chains_png_and_json(
     meta = json.loads((out / "sampling.json").read_text())
     assert meta["settings"]["per_chain"] == 3
     assert meta["n_samples"] == 12
-    assert 0.0 <= meta["guard"]["refused_fraction"] <= 1.0
-    assert meta["guard"]["max_error"] > 0
+    assert meta["guard"] == {"max_error": None, "refused_fraction": 0.0}  # off by default
     assert f"Wrote 12 samples of {digits_run}" in capsys.readouterr().out
-    # Same seed, same samples; --no-guard takes every step.
+    # Same seed, same samples; --guard sets a bound and counts the steps it refuses.
     again = tmp_path / "again"
     SAMPLE.run(_sample_parser().parse_args([*argv[:2], str(again), *argv[3:]]))
     np.testing.assert_array_equal(np.load(again / "samples.npy"), samples)
     free = tmp_path / "free"
-    SAMPLE.run(_sample_parser().parse_args([*argv[:2], str(free), *argv[3:], "--no-guard"]))
+    SAMPLE.run(_sample_parser().parse_args([*argv[:2], str(free), *argv[3:], "--guard"]))
     meta = json.loads((free / "sampling.json").read_text())
-    assert meta["guard"] == {"max_error": None, "refused_fraction": 0.0}
+    assert meta["guard"]["max_error"] > 0
+    assert 0.0 <= meta["guard"]["refused_fraction"] <= 1.0
 
 
 def test_cmd_sample_on_tabular_data_writes_only_the_arrays(

@@ -90,7 +90,13 @@ def test_measure_sampling_scores_samples_and_references_by_the_same_protocol() -
     train, test = load_dataset("digits", split="train"), load_dataset("digits", split="test")
     X, y = train.X.astype(np.float32), train.y
     settings = SamplingSettings(
-        n_samples=60, per_chain=2, burn_in=3, every=2, mixing_chains=5, mixing_steps=10
+        n_samples=60,
+        per_chain=2,
+        burn_in=3,
+        every=2,
+        mixing_chains=5,
+        mixing_steps=10,
+        guard=True,
     )
     samples, results = measure_sampling(
         _model(),

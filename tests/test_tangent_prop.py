@@ -56,9 +56,7 @@ def test_value_and_parameter_gradient_match_brute_force(name: str, k: int) -> No
     params = [p for p in model.parameters()]
     # An output bias does not move J_o: its gradient is None (unused) in both, or zero.
     grads = torch.autograd.grad(got.sum(), params, allow_unused=True, materialize_grads=True)
-    want_grads = torch.autograd.grad(
-        want.sum(), params, allow_unused=True, materialize_grads=True
-    )
+    want_grads = torch.autograd.grad(want.sum(), params, allow_unused=True, materialize_grads=True)
     for g, w in zip(grads, want_grads, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)
     assert grads[0].abs().sum() > 0  # the penalty reaches the first layer's weights

@@ -49,7 +49,6 @@ from .analysis import (
 from .data import SPLITS, draw_indices
 from .exceptions import ConfigError
 from .runs import METRICS_FILE, Run, atomic_write_bytes, load_run
-from .sampling import reconstruction_guard
 from .validation import check_choice, check_int, check_output_dir
 from .workflow import layer_epochs, load_run_data
 
@@ -347,11 +346,7 @@ def _draw(
         with torch.no_grad():
             x_hat = model(x[:10]).x_hat.reshape(min(10, x.shape[0]), -1)
         tangents = tangent_directions(model, x[:4], k=min(5, int(rr.analysis.spectrum.size)))
-        # The guard of contractive sample: refuse steps that decode far off the data.
-        bound = reconstruction_guard(model, x)
-        chain = sample_chain(
-            model, x[:chains], sigma=sigma, steps=steps, seed=seed, max_error=bound
-        )
+        chain = sample_chain(model, x[:chains], sigma=sigma, steps=steps, seed=seed)
         rr.figures = {
             "filters": plot_filters(model.encoder, image_shape, fig_dir / f"{name}-filters.png"),
             "reconstructions": plot_reconstructions(
@@ -409,8 +404,7 @@ _CAPTIONS = {
     "reconstructions": "Inputs (top) and reconstructions (bottom).",
     "tangents": "Each input beside the leading right singular vectors of J_f(x), marked with "
     "their singular values (yellow): the input directions along which the code changes most.",
-    "samples": "Sampling chains x ← g(f(x) + J Jᵀ α), α ~ N(0, σ²I), one row per chain; a "
-    "step whose result reconstructs worse than twice the data's 99th percentile is refused.",
+    "samples": "Sampling chains x ← g(f(x) + J Jᵀ α), α ~ N(0, σ²I), one row per chain.",
     "scored": "Samples of contractive sample (top) and chains (below), from RUN/sampling/.",
 }
 

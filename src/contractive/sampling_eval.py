@@ -63,7 +63,8 @@ class SamplingSettings:
     sigma, burn_in, every : float, int, int
         As for :func:`contractive.sampling.draw_samples`.
     guard : bool
-        Refuse steps above :func:`contractive.sampling.reconstruction_guard`.
+        Refuse steps above :func:`contractive.sampling.reconstruction_guard` (off by default:
+        on MNIST it trades 1.5 % grey-bordered samples for 9.6 % dark ones).
     start : {"data", "noise"}
         Start chains from random training images or from uniform noise.
     mixing_chains, mixing_steps : int
@@ -82,7 +83,7 @@ class SamplingSettings:
     sigma: float = DEFAULT_SIGMA
     burn_in: int = DEFAULT_BURN_IN
     every: int = DEFAULT_EVERY
-    guard: bool = True
+    guard: bool = False
     start: Literal["data", "noise"] = "data"
     mixing_chains: int = 100
     mixing_steps: int = 1000

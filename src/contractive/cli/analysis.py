@@ -54,11 +54,12 @@ def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"std of the code-space noise alpha (default: {DEFAULT_SIGMA:g})",
     )
     parser.add_argument(
-        "--no-guard",
-        dest="guard",
-        action="store_false",
-        help="take every step, as published, even those that leave the data (default: refuse "
-        "a step whose reconstruction error is above twice the data's 99th percentile)",
+        "--guard",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="refuse a step whose result reconstructs worse than twice the data's 99th "
+        "percentile: no runaway grey-bordered images, but chains can stall in dark frames "
+        "(docs/sampling.md) (default: off, every step taken, as published)",
     )
     parser.add_argument(
         "--start",
@@ -217,7 +218,7 @@ def _sample(args: argparse.Namespace) -> int:
         if base is not None and base["refused_fraction"] > 0.5:
             print(
                 f"  the baseline's chain refused {100 * base['refused_fraction']:.1f} % of its "
-                "steps: its samples are mostly its starting images (try --no-guard)"
+                "steps: its samples are mostly its starting images (drop --guard)"
             )
         if results["mixing"]:
             mix = results["mixing"]
