@@ -239,4 +239,4 @@ def tangent_bases(
     os.replace(tmp, target)
     if not target.is_file():  # pragma: no cover - os.replace either works or raises
         raise ConfigError(f"could not write {target}")
-    return TangentBases(np.load(target, mmap_mode="r"), values)
+    return TangentBases(np.load(target, mmap_mode="r", allow_pickle=False), values)
