@@ -180,6 +180,7 @@ class _Chain:
             else check_real("max_error", max_error, low=0, closed="neither")
         )
         self.gen = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+        self.code_tail: torch.Size | None = None  # the code's shape past the batch axis
         self.steps = 0
         self.refused = 0
 
@@ -187,9 +188,10 @@ class _Chain:
         """One move of every chain: ``x`` ``(n_chains, n_features)`` to the next states."""
         encoder, model = self.model.encoder, self.model
         with torch.no_grad():
-            h = encoder(model.prepare(x))
-            alpha = self.sigma * torch.randn(h.shape, generator=self.gen)  # (n_chains, *code)
-            h, jjt = _code_and_jjt(encoder, model.prepare(x), alpha.to(x))
+            if self.code_tail is None:  # one forward pass of one sample, once per chain
+                self.code_tail = encoder(model.prepare(x[:1])).shape[1:]
+            alpha = self.sigma * torch.randn((x.shape[0], *self.code_tail), generator=self.gen)
+            h, jjt = _code_and_jjt(encoder, model.prepare(x), alpha.to(x))  # (n_chains, *code)
             proposal = model.decode(h + jjt).reshape(x.shape[0], -1)  # (n_chains, n_features)
             self.steps += x.shape[0]
             if self.max_error is None:
@@ -197,10 +199,6 @@ class _Chain:
             keep = _squared_error(model, proposal) <= self.max_error  # (n_chains,)
             self.refused += int((~keep).sum())
             return torch.where(keep[:, None], proposal, x)
-
-    @property
-    def refused_fraction(self) -> float:
-        return self.refused / self.steps if self.steps else 0.0
 
 
 def sample_chain(
