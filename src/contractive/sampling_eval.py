@@ -42,6 +42,7 @@ from .validation import check_choice, check_int, check_real
 
 __all__ = [
     "SamplingSettings",
+    "chain_samples",
     "chain_step_size",
     "fit_classifier",
     "measure_mixing",
@@ -220,6 +221,52 @@ def measure_mixing(
     }
 
 
+def chain_samples(
+    model: Autoencoder,
+    starts: np.ndarray,
+    X_train: np.ndarray,
+    settings: SamplingSettings,
+    *,
+    progress: bool = False,
+) -> tuple[np.ndarray, float | None, float]:
+    """``settings.n_samples`` samples of ``model``'s chain from ``starts``, as ``settings`` says.
+
+    With ``settings.guard`` the bound is :func:`~contractive.sampling.reconstruction_guard` on
+    the first 2000 rows of ``X_train``.
+
+    Returns
+    -------
+    samples : np.ndarray
+        ``(n_samples, d)`` float32.
+    bound : float or None
+        The guard's bound (None without the guard).
+    refused : float
+        The fraction of steps refused.
+
+    Examples
+    --------
+    >>> from contractive.nn import mlp_autoencoder
+    >>> X = np.random.default_rng(0).random((20, 6)).astype(np.float32)
+    >>> settings = SamplingSettings(n_samples=4, burn_in=2)
+    >>> samples, bound, refused = chain_samples(mlp_autoencoder([6, 3]), X[:4], X, settings)
+    >>> samples.shape, bound, refused
+    ((4, 6), None, 0.0)
+    """
+    bound = reconstruction_guard(model, X_train[:2000]) if settings.guard else None
+    samples, refused = draw_samples(
+        model,
+        starts,
+        per_chain=settings.per_chain,
+        sigma=settings.sigma,
+        burn_in=settings.burn_in,
+        every=settings.every,
+        seed=settings.seed,
+        max_error=bound,
+        progress=progress,
+    )
+    return samples[: settings.n_samples], bound, refused
+
+
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn()
@@ -283,22 +330,10 @@ def measure_sampling(
     X_train = np.asarray(X_train, dtype=np.float32)
     starts = start_points(X_train, s.n_chains, s.start, seed=s.seed)
 
-    def chain_samples(m: Autoencoder) -> tuple[np.ndarray, float | None, float]:
-        bound = reconstruction_guard(m, X_train[:2000]) if s.guard else None
-        samples, refused = draw_samples(
-            m,
-            starts,
-            per_chain=s.per_chain,
-            sigma=s.sigma,
-            burn_in=s.burn_in,
-            every=s.every,
-            seed=s.seed,
-            max_error=bound,
-            progress=progress,
-        )
-        return samples[: s.n_samples], bound, refused
+    def sample(m: Autoencoder) -> tuple[np.ndarray, float | None, float]:
+        return chain_samples(m, starts, X_train, s, progress=progress)
 
-    (samples, bound, refused), seconds["sampling"] = _timed(lambda: chain_samples(model))
+    (samples, bound, refused), seconds["sampling"] = _timed(lambda: sample(model))
 
     def score(x: np.ndarray) -> dict[str, Any]:
         return parzen_log_likelihood(x, X_test, X_val=X_val).to_dict()
@@ -315,37 +350,32 @@ def measure_sampling(
     mixing: dict[str, Any] | None = None
     classify: Callable[[np.ndarray], Any] | None = None
     mix_starts = start_points(X_train, s.mixing_chains, s.start, seed=s.seed + 2)
+
+    def mix(m: Autoencoder, judge: Callable[[np.ndarray], Any], m_bound: float | None) -> Any:
+        return measure_mixing(
+            m,
+            mix_starts,
+            judge,
+            sigma=s.sigma,
+            steps=s.mixing_steps,
+            seed=s.seed,
+            max_error=m_bound,
+        )
+
     if y_train is not None and s.mixing_chains > 0:
         classify, seconds["classifier"] = _timed(
             lambda: fit_classifier(X_train, np.asarray(y_train), seed=s.seed)
         )
-        mixing, seconds["mixing"] = _timed(
-            lambda: measure_mixing(
-                model,
-                mix_starts,
-                classify,
-                sigma=s.sigma,
-                steps=s.mixing_steps,
-                seed=s.seed,
-                max_error=bound,
-            )
-        )
+        judge = classify
+        mixing, seconds["mixing"] = _timed(lambda: mix(model, judge, bound))
     if baseline is not None:
         (base, base_bound, base_refused), seconds["baseline sampling"] = _timed(
-            lambda: chain_samples(baseline)
+            lambda: sample(baseline)
         )
         rows["baseline"], seconds["parzen baseline"] = _timed(lambda: score(base))
         rows["baseline"]["refused_fraction"] = base_refused
         if classify is not None:
-            rows["baseline"]["mixing"] = measure_mixing(
-                baseline,
-                mix_starts,
-                classify,
-                sigma=s.sigma,
-                steps=s.mixing_steps,
-                seed=s.seed,
-                max_error=base_bound,
-            )
+            rows["baseline"]["mixing"] = mix(baseline, classify, base_bound)
     results = {
         "settings": asdict(s),
         "guard": {"max_error": bound, "refused_fraction": refused},

@@ -140,8 +140,8 @@ def _parzen_data(
 def _sample(args: argparse.Namespace) -> int:
     """``contractive sample``: write samples.npy, chains.npy, samples.png and sampling.json."""
     from ..runs import atomic_write_bytes, load_run
-    from ..sampling import draw_samples, reconstruction_guard, sample_chain
-    from ..sampling_eval import SamplingSettings, measure_sampling, start_points
+    from ..sampling import sample_chain
+    from ..sampling_eval import SamplingSettings, chain_samples, measure_sampling, start_points
 
     if args.baseline is not None and not args.parzen:
         raise UsageError("--baseline is only used with --parzen")
@@ -177,20 +177,8 @@ def _sample(args: argparse.Namespace) -> int:
             progress=True,
         )
     else:
-        bound = reconstruction_guard(model, X[:2000]) if args.guard else None
         starts = start_points(X, settings.n_chains, args.start, seed=args.seed)
-        samples, refused = draw_samples(
-            model,
-            starts,
-            per_chain=args.per_chain,
-            sigma=args.sigma,
-            burn_in=args.burn_in,
-            every=args.every,
-            seed=args.seed,
-            max_error=bound,
-            progress=True,
-        )
-        samples = samples[:n]
+        samples, bound, refused = chain_samples(model, starts, X, settings, progress=True)
         results = {
             "settings": settings.__dict__ | {"mixing_chains": 0},
             "guard": {"max_error": bound, "refused_fraction": refused},
