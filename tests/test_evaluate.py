@@ -677,8 +677,11 @@ def test_finetune_with_zero_tangent_weight_is_plain_finetuning() -> None:
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("projections", [None, 1])
 @pytest.mark.parametrize("target", ["logits", "probabilities"])
-def test_finetune_with_tangents_flattens_the_output_along_them(target: str) -> None:
+def test_finetune_with_tangents_flattens_the_output_along_them(
+    target: str, projections: int | None
+) -> None:
     from contractive.tangent_prop import tangent_propagation_penalty
 
     X, y, tangents, enc = _tangent_problem()
@@ -689,8 +692,29 @@ def test_finetune_with_tangents_flattens_the_output_along_them(target: str) -> N
         return float(tangent_propagation_penalty(net, X, tangents).mean().detach())
 
     plain, _ = finetune(enc, X, y, X, y, **kwargs)
-    mtc, _ = finetune(enc, X, y, X, y, **kwargs, tangent_weight=10.0, tangent_target=target)
+    mtc, _ = finetune(
+        enc,
+        X,
+        y,
+        X,
+        y,
+        **kwargs,
+        tangent_weight=10.0,
+        tangent_target=target,
+        tangent_projections=projections,
+    )
     assert flatness(mtc) < 0.5 * flatness(plain)
+
+
+def test_finetune_adds_extra_loss_to_the_tangent_penalty() -> None:
+    # A zero extra term must leave the tangent-propagation objective as it is (it once
+    # replaced it).
+    X, y, tangents, enc = _tangent_problem()
+    kwargs = {"epochs": 2, "batch_size": 16, "lr": 0.5, "tangents": tangents, "tangent_weight": 1.0}
+    a, _ = finetune(enc, X, y, X, y, **kwargs)  # type: ignore[arg-type]
+    b, _ = finetune(enc, X, y, X, y, **kwargs, extra_loss=lambda clf, xb, yb: torch.zeros(()))  # type: ignore[arg-type]
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
 def test_finetune_with_tangents_and_dropout_runs() -> None:
@@ -727,6 +751,10 @@ def test_finetune_with_tangents_and_dropout_runs() -> None:
         ),
         ({"tangent_weight": float("nan")}, r"'tangent_weight' parameter must be a float"),
         ({"tangent_target": "softmax"}, r"'tangent_target' parameter must be a str among"),
+        (
+            {"tangent_projections": 0},
+            r"'tangent_projections' parameter must be an int in the range \[1, inf\). Got 0",
+        ),
     ],
 )
 def test_finetune_refuses_bad_tangent_options(kwargs: dict[str, object], match: str) -> None:

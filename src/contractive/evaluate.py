@@ -272,6 +272,7 @@ def finetune(
     tangents: ArrayLike | None = None,
     tangent_weight: float = 0.0,
     tangent_target: str = "logits",
+    tangent_projections: int | None = None,
     schedule: str = "cosine",
     n_classes: int | None = None,
     activation: str = "sigmoid",
@@ -341,6 +342,10 @@ def finetune(
     tangent_target : {"logits", "probabilities"}
         What the penalty keeps flat along the tangents: the output layer's logits, or the
         softmax probabilities (flat already where the classifier is confident).
+    tangent_projections : int, optional
+        Estimate the penalty from this many random-sign combinations of each sample's
+        tangents (unbiased, ``tangent_projections / k`` of the cost; the signs are drawn
+        from ``seed``); None computes all ``k`` products.
     schedule : {"cosine", "constant"}
         ``"cosine"`` decays the learning rate from ``lr`` towards 0 over ``epochs`` epochs.
     n_classes : int, optional
@@ -405,6 +410,8 @@ def finetune(
         raise parameter_error("extra_loss", "a callable or None", extra_loss)
     tangent_weight = check_real("tangent_weight", tangent_weight, low=0)
     tangent_target = check_choice("tangent_target", tangent_target, ("logits", "probabilities"))
+    if tangent_projections is not None:
+        tangent_projections = check_int("tangent_projections", tangent_projections, low=1)
     Xt, Xv = as_samples(X_train, "X_train"), as_samples(X_val, "X_val")
     if tangents is not None:
         shape = tuple(tangents.shape)
@@ -450,6 +457,7 @@ def finetune(
         return 0.5 * lr * (1.0 + math.cos(math.pi * epoch / epochs))
 
     gen = torch.Generator().manual_seed(seed)
+    sign_gen = torch.Generator().manual_seed(seed + 1)  # the projections' signs
     n = Xt.shape[0]
     stopper = EarlyStopping(patience)
     history: list[FinetuneEpoch] = []
@@ -474,10 +482,12 @@ def finetune(
                 if tangents is not None and tangent_weight > 0:
                     ub = torch.as_tensor(np.asarray(tangents[idx.numpy()])).to(dev)  # (B, k, d_x)
                     net = classifier if tangent_target == "logits" else _Softmax(classifier)
-                    penalty = tangent_propagation_penalty(net, xb, ub)  # (B,)
+                    penalty = tangent_propagation_penalty(
+                        net, xb, ub, projections=tangent_projections, generator=sign_gen
+                    )  # (B,)
                     objective = objective + tangent_weight * penalty.mean()
                 if extra_loss is not None:
-                    objective = loss + _scalar_term(extra_loss(classifier, xb, yb))
+                    objective = objective + _scalar_term(extra_loss(classifier, xb, yb))
                 opt.zero_grad(set_to_none=True)
                 objective.backward()
                 opt.step()
