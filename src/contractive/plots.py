@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .plots_tangents import plot_tangent_moves
+
 __all__ = ["plot_filters", "plot_reconstructions", "save_figure"]
 
 
@@ -177,6 +179,7 @@ __all__ += [
     "plot_contraction_curves",
     "plot_samples",
     "plot_spectra",
+    "plot_tangent_moves",
     "plot_tangents",
     "plot_training_curves",
 ]
@@ -317,7 +320,8 @@ def plot_tangents(
     """Each input beside the leading right singular vectors of its Jacobian.
 
     One row per point: the input, then the tangent directions (grey is zero, each scaled to
-    its own range), each marked with its singular value.
+    its own range), each marked with its singular value. :func:`plot_tangent_moves` computes
+    the tangents from a model and adds the reconstructions of inputs moved along them.
 
     Parameters
     ----------
