@@ -30,6 +30,7 @@ from ..experiments import (
     table2,
 )
 from ..experiments.table2_runner import run_table2
+from ..train import resolve_device
 from ..validation import check_int
 from .argtypes import non_negative_int, positive_float, positive_int, probability
 from .common import Command
@@ -204,16 +205,58 @@ def _protocol_from_args(args: argparse.Namespace) -> Protocol:
     return dataclasses.replace(protocol, name=f"{protocol.name} (changed)", **changes)
 
 
+def _run_mtc(args: argparse.Namespace, command: str) -> None:
+    from ..experiments import mtc
+    from ..experiments.mtc_runner import run_mtc
+
+    table_only = [
+        "--" + f.name.replace("_", "-")
+        for f in _flag_settings()
+        if getattr(args, f.name, None) is not None
+    ]
+    table_only += [flag for flag, given in _TABLE_ONLY.items() if getattr(args, given)]
+    if args.label_column is not None:
+        table_only.append("--label-column")
+    if table_only:
+        raise ConfigError(
+            f"{', '.join(table_only)} apply to table1/table2; mtc takes --data, --data-dir, "
+            "--out, --quick, --device, --seed and --threads"
+        )
+    protocol = mtc.QUICK if args.quick else mtc.FULL
+    if args.seed != protocol.seed:
+        seed = check_int("seed", args.seed, low=0)
+        protocol = dataclasses.replace(protocol, name=f"{protocol.name} (seed {seed})", seed=seed)
+    run_mtc(
+        args.out,
+        protocol=protocol,
+        dataset=args.data,
+        data_dir=args.data_dir,
+        device=resolve_device(args.device),
+        command=command,
+        log=_stderr,
+    )
+
+
+# Flags of the Table experiments that mtc refuses, by their argparse destination.
+_TABLE_ONLY = {"--datasets": "datasets", "--models": "models", "--selection": "selection"}
+_TABLE_ONLY["--jobs"] = "jobs"
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run ``contractive reproduce EXPERIMENT`` from parsed arguments; returns the exit status.
 
-    Progress goes to stderr; the finished table (``OUT/table1.md`` or ``table2.md``) is
-    printed to stdout.
+    Progress goes to stderr; the finished table (``OUT/table1.md``, ``table2.md`` or
+    ``mtc.md``) is printed to stdout.
     """
-    protocol = _protocol_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     command = " ".join(["contractive reproduce", args.experiment, *_rebuild_flags(args)])
+    if args.experiment == "mtc":
+        _run_mtc(args, command)
+        print((Path(args.out) / "mtc.md").read_text(), end="")
+        print(f"Wrote {Path(args.out) / 'mtc.md'} and {Path(args.out) / 'mtc.json'}")
+        return 0
+    protocol = _protocol_from_args(args)
     if args.experiment == "table2":
         if args.data != "mnist" or args.label_column is not None:
             raise ConfigError("table2 takes --datasets, not --data or --label-column")

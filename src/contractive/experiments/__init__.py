@@ -12,6 +12,9 @@
     Several models at once in spawned processes.
 ``render``
     The markdown table beside the paper's, and the JSON outputs.
+``mtc``, ``mtc_runner``
+    The Manifold Tangent Classifier: a CAE+H stack, its tangents, fine-tuning with and
+    without tangent propagation, semi-supervised rows; :func:`~.mtc_runner.run_mtc`.
 
 Examples
 --------
@@ -56,4 +59,4 @@ __all__ = [
 ]
 
 #: Experiments ``contractive reproduce`` knows.
-EXPERIMENTS = ("table1", "table2")
+EXPERIMENTS = ("table1", "table2", "mtc")
