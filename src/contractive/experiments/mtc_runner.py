@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..evaluate import FinetuneResult, finetune, test_error
+from ..exceptions import ConfigError
 from ..nn import Autoencoder
 from ..runs import atomic_write_bytes
 from ..stacking import encode, stack_encoder, train_stack
@@ -71,9 +72,9 @@ def labelled_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     """
     classes = np.unique(y)
     if n < len(classes):
-        raise ValueError(
-            f"The label count must be at least the number of classes ({len(classes)}). "
-            f"Got {n} instead."
+        raise ConfigError(
+            "The 'label_counts' parameter must hold counts of at least the number of classes "
+            f"({len(classes)}). Got {n} instead."
         )
     rng = np.random.default_rng(seed)
     picked: list[np.ndarray] = []
@@ -81,9 +82,9 @@ def labelled_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
         rows = np.flatnonzero(y == c)
         want = n // len(classes) + (1 if i < n % len(classes) else 0)
         if want > len(rows):
-            raise ValueError(
-                f"The label count {n} needs {want} images of class {c}; the training set has "
-                f"{len(rows)}."
+            raise ConfigError(
+                f"The 'label_counts' parameter's {n} labels need {want} training images of "
+                f"class {c}; the training set has {len(rows)}. Got {n} instead."
             )
         picked.append(rng.choice(rows, size=want, replace=False))
     return np.sort(np.concatenate(picked))
