@@ -63,6 +63,7 @@ from .workflow import resume_run, train_run
 
 if TYPE_CHECKING:
     from .estimator import ContractiveAutoencoder
+    from .mtc import ManifoldTangentClassifier
 
 __version__ = "0.1.0"
 
@@ -79,6 +80,7 @@ __all__ = [
     "Dataset",
     "EpochMetrics",
     "FinetuneResult",
+    "ManifoldTangentClassifier",
     "ProbeResult",
     "Run",
     "RunLock",
@@ -122,4 +124,8 @@ def __getattr__(name: str) -> Any:
         from .estimator import ContractiveAutoencoder
 
         return ContractiveAutoencoder
+    if name == "ManifoldTangentClassifier":
+        from .mtc import ManifoldTangentClassifier
+
+        return ManifoldTangentClassifier
     raise AttributeError(f"module 'contractive' has no attribute {name!r}")
