@@ -19,7 +19,7 @@ from contractive.workflow import train_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SHARED = ("contraction", "spectrum", "training")
-PER_RUN = ("filters", "reconstructions", "tangents", "samples")
+PER_RUN = ("filters", "reconstructions", "tangents", "moves", "samples")
 
 
 def _embedded(page: str) -> dict[str, bytes]:

@@ -49,6 +49,7 @@ from .analysis import (
 from .data import SPLITS, draw_indices
 from .exceptions import ConfigError
 from .runs import METRICS_FILE, Run, atomic_write_bytes, load_run
+from .tangents import TangentBases
 from .validation import check_choice, check_int, check_output_dir
 from .workflow import layer_epochs, load_run_data
 
@@ -320,6 +321,7 @@ def _draw(
         plot_reconstructions,
         plot_samples,
         plot_spectra,
+        plot_tangent_moves,
         plot_tangents,
         plot_training_curves,
     )
@@ -347,6 +349,18 @@ def _draw(
             x_hat = model(x[:10]).x_hat.reshape(min(10, x.shape[0]), -1)
         tangents = tangent_directions(model, x[:4], k=min(5, int(rr.analysis.spectrum.size)))
         chain = sample_chain(model, x[:chains], sigma=sigma, steps=steps, seed=seed)
+        # Moves of a quarter and a half of a typical input's norm: visible, still the digit.
+        scale = float(x[:4].norm(dim=1).mean())
+        moves = fig_dir / f"{name}-moves.png"
+        plot_tangent_moves(
+            model,
+            x[:4],
+            k=tangents.vectors.shape[1],
+            steps=(-scale / 2, -scale / 4, 0.0, scale / 4, scale / 2),
+            image_shape=image_shape,
+            tangents=TangentBases(tangents.vectors.numpy(), tangents.values.numpy()),
+            path=moves,
+        )
         rr.figures = {
             "filters": plot_filters(model.encoder, image_shape, fig_dir / f"{name}-filters.png"),
             "reconstructions": plot_reconstructions(
@@ -362,6 +376,7 @@ def _draw(
                 image_shape,
                 fig_dir / f"{name}-tangents.png",
             ),
+            "moves": moves,
             "samples": plot_samples(chain, image_shape, fig_dir / f"{name}-samples.png"),
         }
     return shared
@@ -404,6 +419,9 @@ _CAPTIONS = {
     "reconstructions": "Inputs (top) and reconstructions (bottom).",
     "tangents": "Each input beside the leading right singular vectors of J_f(x), marked with "
     "their singular values (yellow): the input directions along which the code changes most.",
+    "moves": "Each input, its leading tangents (red +, blue −), and the input moved along the "
+    "first, x + t·u₁ for t from −½ to +½ of the input's norm, reconstructed: the deformations "
+    "the encoder is sensitive to (t = 0 is the plain reconstruction).",
     "samples": "Sampling chains x ← g(f(x) + J Jᵀ α), α ~ N(0, σ²I), one row per chain.",
     "scored": "Samples of contractive sample (top) and chains (below), from RUN/sampling/.",
 }
