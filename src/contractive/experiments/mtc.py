@@ -27,7 +27,7 @@ from typing import Any
 from ..config import Config
 from ..exceptions import ConfigError
 from ..validation import check_choice, check_int, check_real
-from .protocol import Protocol
+from .protocol import Protocol, autoencoder_config
 
 __all__ = [
     "FULL",
@@ -270,19 +270,8 @@ def layer_config(protocol: MTCProtocol, layer: int, device: str) -> Config:
     >>> cfg.hidden, cfg.higher_order, cfg.ho_corruptions
     ([500], 0.1, 2)
     """
-    return Config(
-        hidden=[protocol.hidden[layer]],
-        activation="sigmoid",
-        tied=True,
-        loss="bce",
-        optimizer="adam",
-        lr=protocol.pretrain_lr,
-        batch_size=protocol.pretrain_batch_size,
-        epochs=protocol.pretrain_epochs,
-        validation_fraction=0.0,
-        patience=0,
-        seed=protocol.seed + layer,
-        device=device,
+    one_layer = dataclasses.replace(split_protocol(protocol), hidden=protocol.hidden[layer])
+    return autoencoder_config(one_layer, None, None, device, seed=protocol.seed + layer).replace(
         contraction=protocol.contraction,
         higher_order=protocol.higher_order,
         ho_sigma=protocol.ho_sigma,
