@@ -33,8 +33,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor
 
 from .config import Config
-from .estimator_params import check_estimator_params
-from .exceptions import CheckpointError, ConfigError, DataError, TrainingDivergedError
+from .estimator_params import check_estimator_params, check_unit_interval
+from .exceptions import CheckpointError, ConfigError, TrainingDivergedError
 from .locking import RunLock
 from .losses import LOSSES
 from .nn import Autoencoder
@@ -343,7 +343,7 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             in_unit = bool(data.min() >= 0.0 and data.max() <= 1.0)
             loss = "bce" if loss == "auto" and in_unit else "mse"
         else:
-            _check_unit_interval(data)
+            check_unit_interval(data, "ContractiveAutoencoder")
         seed = self._seed()
         config = self._config(loss, seed)
         device = resolve_device(config.device)
@@ -465,7 +465,7 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """
         X = self._check_X(X)
         if self.loss_ == "bce":
-            _check_unit_interval(X)
+            check_unit_interval(X, "ContractiveAutoencoder")
         model = self._model_for(X.dtype)
         loss_fn = LOSSES[self.loss_][0]
         total = 0.0
@@ -650,19 +650,6 @@ def _stack(parts: list[Tensor], empty_shape: tuple[int, ...], dtype: np.dtype) -
     if not parts:
         return np.empty(empty_shape, dtype=dtype)
     return torch.cat(parts).numpy().astype(dtype, copy=False)
-
-
-def _check_unit_interval(X: np.ndarray) -> None:
-    lo, hi = float(X.min()), float(X.max())
-    if lo < 0.0 or hi > 1.0:
-        # "Negative values in data" is scikit-learn's wording for the positive_only tag.
-        what = "Negative values in data" if lo < 0.0 else "Values above 1 in data"
-        raise DataError(
-            f"{what} passed to ContractiveAutoencoder with loss='bce', which needs X in "
-            f"[0, 1] (got min {lo:g}, max {hi:g}). Scale X into [0, 1] (e.g. with "
-            "sklearn.preprocessing.MinMaxScaler) or use loss='mse' (or loss='auto', which "
-            "picks 'mse' for such data)."
-        )
 
 
 def _log(message: str) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from .config import Config
+from .exceptions import DataError
 from .validation import Interval, Options, is_bool, parameter_error
 
-__all__ = ["check_estimator_params"]
+__all__ = ["check_estimator_params", "check_unit_interval"]
 
 _LOSS_OPTIONS = ("auto", "bce", "mse")
 _DEVICES = ("auto", "cpu", "cuda")
@@ -117,3 +118,32 @@ def check_estimator_params(params: Mapping[str, Any]) -> None:
         value = params[name]
         if not ok(value):
             raise parameter_error(name, constraint, value, owner=_OWNER)
+
+
+def check_unit_interval(X: np.ndarray, owner: str) -> None:
+    """Refuse ``X`` outside [0, 1] for an estimator whose ``loss='bce'``.
+
+    Raises
+    ------
+    DataError
+        Worded as scikit-learn's ``positive_only`` checks expect ("Negative values in data").
+
+    Examples
+    --------
+    >>> check_unit_interval(np.array([[0.0, 1.0]]), "ContractiveAutoencoder")
+    >>> try:
+    ...     check_unit_interval(np.array([[-1.0, 1.0]]), "ContractiveAutoencoder")
+    ... except ValueError as e:
+    ...     print(str(e)[:64])
+    Negative values in data passed to ContractiveAutoencoder with lo
+    """
+    lo, hi = float(X.min()), float(X.max())
+    if lo < 0.0 or hi > 1.0:
+        # "Negative values in data" is scikit-learn's wording for the positive_only tag.
+        what = "Negative values in data" if lo < 0.0 else "Values above 1 in data"
+        raise DataError(
+            f"{what} passed to {owner} with loss='bce', which needs X in "
+            f"[0, 1] (got min {lo:g}, max {hi:g}). Scale X into [0, 1] (e.g. with "
+            "sklearn.preprocessing.MinMaxScaler) or use loss='mse' (or loss='auto', which "
+            "picks 'mse' for such data)."
+        )

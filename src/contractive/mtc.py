@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .callbacks import EpochLogger, ProgressBar
 from .config import Config
+from .estimator_params import check_unit_interval
 from .evaluate import FinetuneEpoch, FinetuneResult, build_classifier, finetune
 from .exceptions import DataError, TrainingDivergedError
 from .nn import Autoencoder
@@ -343,13 +344,7 @@ class ManifoldTangentClassifier(ClassifierMixin, BaseEstimator):  # type: ignore
         in_unit = bool(data.min() >= 0.0 and data.max() <= 1.0)
         loss = ("bce" if in_unit else "mse") if self.loss == "auto" else self.loss
         if loss == "bce" and not in_unit:
-            lo, hi = float(data.min()), float(data.max())
-            # "Negative values in data" is scikit-learn's wording for the positive_only tag.
-            what = "Negative values in data" if lo < 0.0 else "Values above 1 in data"
-            raise DataError(
-                f"{what} passed to {_OWNER} with loss='bce', which needs X in [0, 1] (got min "
-                f"{lo:g}, max {hi:g}): scale X (e.g. with MinMaxScaler) or use loss='auto'."
-            )
+            check_unit_interval(data, _OWNER)
         seed = self._seed()
         configs = self._layer_configs(loss, seed)
         device = resolve_device(configs[0].device)
