@@ -239,7 +239,7 @@ def plot_tangent_moves(
                 ax = row[1 + k + j * len(ts) + c]
                 ax.imshow(moves[i, j, c].reshape(-1, h, w)[0], **gray)
                 if i == 0:
-                    ax.set_title(f"u{j + 1}\nt={step:g}", fontsize=6, pad=2)
+                    ax.set_title(f"u{j + 1}\nt={step:.3g}", fontsize=6, pad=2)
         if i == 0:
             row[0].set_title("x", fontsize=6, pad=2)
         for ax in row:
