@@ -131,7 +131,10 @@ def _subspace(
         v = torch.linalg.qr(v.transpose(1, 2)).Q.transpose(1, 2)
     # Rayleigh-Ritz: J V^T = U S W^T, so J's right singular vectors in span(V) are W^T V.
     jv = vmap(forward, in_dims=1, out_dims=2)(v)  # (B, d_h, m)
-    _, s, wh = torch.linalg.svd(jv, full_matrices=False)  # (B, m), (B, m, m)
+    # J V^T = Q R with R (B, m, m): R has J V^T's singular values and right singular vectors,
+    # and its SVD is m x m. An SVD of the tall (d_h x m) product itself took most of the time.
+    r = torch.linalg.qr(jv).R  # (B, m, m)
+    _, s, wh = torch.linalg.svd(r)  # (B, m), (B, m, m)
     return (wh @ v)[:, :k], s[:, :k]
 
 
