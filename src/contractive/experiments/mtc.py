@@ -134,8 +134,9 @@ class MTCProtocol:
 
 
 #: The full protocol: two CAE+H layers of 1000 units on 50000 MNIST images, k and beta
-#: searched on 10000 labelled images, 40 epochs of final fine-tuning with dropout. Sized to
-#: finish in about 100 minutes on 2 CPU cores (docs/mtc.md has the cost of each stage).
+#: searched on 10000 labelled images, 40 epochs of final fine-tuning with dropout. On 2 CPU
+#: cores depth 1 with its semi-supervised rows takes about 1.5 hours and depth 2 about as much
+#: again (docs/mtc.md has the cost of each stage).
 FULL = MTCProtocol(
     name="full",
     train_size=50000,
