@@ -83,7 +83,7 @@ def tangent_propagation_penalty(
     >>> many = tangent_propagation_penalty(
     ...     net, torch.rand(4000, 3), u[:1].expand(4000, 3, 3), projections=1, generator=g
     ... )
-    >>> round(float(many.mean()))
+    >>> round(float(many.detach().mean()))
     5
     """
     from torch.func import jvp, vmap

@@ -93,6 +93,12 @@ class MTCProtocol:
         SGD steps of each semi-supervised fine-tuning (epochs follow from the label count).
     seed : int
         Seeds pre-training, the tangents, the label subsets and fine-tuning.
+
+    Examples
+    --------
+    >>> small = dataclasses.replace(FULL, hidden=(500,), depths=(1,), name="full (changed)")
+    >>> check_mtc_protocol(small).as_dict()["hidden"]
+    [500]
     """
 
     name: str
