@@ -28,12 +28,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor
 
 from .config import Config
-from .estimator_params import check_estimator_params, check_unit_interval
+from .estimator_params import check_estimator_params, check_unit_interval, seed_from
 from .exceptions import CheckpointError, ConfigError, TrainingDivergedError
 from .locking import RunLock
 from .losses import LOSSES
@@ -270,10 +269,7 @@ class ContractiveAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return [int(s) for s in sizes]  # type: ignore[union-attr]
 
     def _seed(self) -> int:
-        if is_int(self.random_state):
-            return int(self.random_state)
-        # None or a RandomState: draw the seed from it, as scikit-learn estimators do.
-        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        return seed_from(self.random_state)
 
     def _config(self, loss: str, seed: int) -> Config:
         return Config.from_dict(

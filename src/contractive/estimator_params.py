@@ -17,9 +17,9 @@ import numpy as np
 
 from .config import Config
 from .exceptions import DataError
-from .validation import Interval, Options, is_bool, parameter_error
+from .validation import Interval, Options, is_bool, is_int, parameter_error
 
-__all__ = ["check_estimator_params", "check_unit_interval"]
+__all__ = ["COMMON_CONSTRAINTS", "check_estimator_params", "check_unit_interval", "seed_from"]
 
 _LOSS_OPTIONS = ("auto", "bce", "mse")
 _DEVICES = ("auto", "cpu", "cuda")
@@ -64,6 +64,17 @@ def _device_ok(v: Any) -> bool:
     )
 
 
+#: The parameters every estimator of the package has, by name -> (test, constraint as
+#: scikit-learn words it).
+COMMON_CONSTRAINTS: dict[str, _Rule] = {
+    "random_state": (
+        _random_state_ok,
+        f"{_SEED}, an instance of 'numpy.random.mtrand.RandomState' or None",
+    ),
+    "device": (_device_ok, f"{Options(_DEVICES)} or a str of the form 'cuda:N'"),
+    "verbose": (lambda v: is_bool(v) or v in _NON_NEGATIVE_INT, f"{_NON_NEGATIVE_INT}, {_BOOL}"),
+}
+
 #: Parameter name -> (test, constraint as scikit-learn words it).
 _CONSTRAINTS: dict[str, _Rule] = {
     "n_components": _rule(_POSITIVE_INT),
@@ -82,12 +93,7 @@ _CONSTRAINTS: dict[str, _Rule] = {
     "optimizer": _option("optimizer"),
     "validation_fraction": _option("validation_fraction"),
     "early_stopping": _option("patience"),
-    "random_state": (
-        _random_state_ok,
-        f"{_SEED}, an instance of 'numpy.random.mtrand.RandomState' or None",
-    ),
-    "device": (_device_ok, f"{Options(_DEVICES)} or a str of the form 'cuda:N'"),
-    "verbose": (lambda v: is_bool(v) or v in _NON_NEGATIVE_INT, f"{_NON_NEGATIVE_INT}, {_BOOL}"),
+    **COMMON_CONSTRAINTS,
 }
 
 
@@ -147,3 +153,20 @@ def check_unit_interval(X: np.ndarray, owner: str) -> None:
             "sklearn.preprocessing.MinMaxScaler) or use loss='mse' (or loss='auto', which "
             "picks 'mse' for such data)."
         )
+
+
+def seed_from(random_state: Any) -> int:
+    """The seed an estimator's ``random_state`` stands for.
+
+    An int is the seed; None or a ``RandomState`` draws it, as scikit-learn estimators do.
+
+    Examples
+    --------
+    >>> seed_from(7), seed_from(np.random.RandomState(0)) == seed_from(np.random.RandomState(0))
+    (7, True)
+    """
+    if is_int(random_state):
+        return int(random_state)
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))

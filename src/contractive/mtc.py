@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +23,6 @@ import numpy.typing as npt
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
@@ -32,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .callbacks import EpochLogger, ProgressBar
 from .config import Config
-from .estimator_params import check_unit_interval
+from .estimator_params import COMMON_CONSTRAINTS, check_unit_interval, seed_from
 from .evaluate import FinetuneEpoch, FinetuneResult, build_classifier, finetune
 from .exceptions import DataError, TrainingDivergedError
 from .nn import Autoencoder
@@ -40,15 +38,13 @@ from .runs import build_model
 from .stacking import greedy_layer_configs, stack_encoder, train_stack
 from .tangents import tangent_bases
 from .train import Callback, resolve_device
-from .validation import Interval, Options, is_bool, is_int, parameter_error
+from .validation import Interval, Options, is_int, parameter_error
 
 __all__ = ["ManifoldTangentClassifier"]
 
 _OWNER = "ManifoldTangentClassifier"
 _INFERENCE_BATCH = 4096  # rows per inference step: a float64 code of 1000 units is 33 MB
 _POSITIVE_INT = Interval(int, 1)
-_SEED = Interval(int, 0, 2**32 - 1)
-_BOOL = "an instance of 'bool' or an instance of 'numpy.bool'"
 _Rule = tuple[Callable[[Any], bool], str]
 
 
@@ -60,10 +56,6 @@ def _rule(constraint: Interval | Options | None) -> _Rule:
 def _hidden_ok(v: Any) -> bool:
     seq = isinstance(v, Sequence | np.ndarray) and not isinstance(v, str) and len(v) > 0
     return v in _POSITIVE_INT or (seq and all(s in _POSITIVE_INT for s in v))
-
-
-def _device_ok(v: Any) -> bool:
-    return v in ("auto", "cpu", "cuda") or bool(isinstance(v, str) and re.fullmatch(r"cuda:\d+", v))
 
 
 #: Parameter -> (test, constraint as scikit-learn words it). Config options use Config's own.
@@ -89,12 +81,7 @@ _CONSTRAINTS: dict[str, _Rule] = {
     "dropout": _rule(Interval(float, 0, 1, closed="left")),
     "validation_fraction": _rule(Config.constraint("validation_fraction")),
     "early_stopping": _rule(Config.constraint("patience")),
-    "random_state": (
-        lambda v: v is None or isinstance(v, np.random.RandomState) or v in _SEED,
-        f"{_SEED}, an instance of 'numpy.random.mtrand.RandomState' or None",
-    ),
-    "device": (_device_ok, "a str among {'auto', 'cpu', 'cuda'} or a str of the form 'cuda:N'"),
-    "verbose": (lambda v: is_bool(v) or v in Interval(int, 0), f"{Interval(int, 0)}, {_BOOL}"),
+    **COMMON_CONSTRAINTS,
 }
 
 
@@ -266,9 +253,7 @@ class ManifoldTangentClassifier(ClassifierMixin, BaseEstimator):  # type: ignore
         return [int(self.hidden)] if is_int(self.hidden) else [int(s) for s in self.hidden]  # type: ignore[union-attr]
 
     def _seed(self) -> int:
-        # An int is the seed; None or a RandomState draws it, as scikit-learn estimators do.
-        rs = self.random_state
-        return int(rs) if is_int(rs) else int(check_random_state(rs).randint(2**31 - 1))
+        return seed_from(self.random_state)
 
     def _validate_params(self) -> None:
         for name, (ok, constraint) in _CONSTRAINTS.items():

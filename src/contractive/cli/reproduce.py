@@ -238,8 +238,12 @@ def _run_mtc(args: argparse.Namespace, command: str) -> None:
 
 
 # Flags of the Table experiments that mtc refuses, by their argparse destination.
-_TABLE_ONLY = {"--datasets": "datasets", "--models": "models", "--selection": "selection"}
-_TABLE_ONLY["--jobs"] = "jobs"
+_TABLE_ONLY = {
+    "--datasets": "datasets",
+    "--models": "models",
+    "--selection": "selection",
+    "--jobs": "jobs",
+}
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

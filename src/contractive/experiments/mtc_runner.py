@@ -49,6 +49,7 @@ from .mtc import (
 from .render import fmt_time
 from .runner import environment
 from .splits import Split, load_split
+from .table2_runner import standard_error
 
 __all__ = ["labelled_subset", "markdown", "run_mtc"]
 
@@ -90,10 +91,6 @@ def labelled_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def _standard_error(error: float, n: int) -> float:
-    return float(np.sqrt(error * (1.0 - error) / n))
-
-
 class _Run:
     """The state of one run: data, layers, rows, timings; writes the outputs."""
 
@@ -106,14 +103,8 @@ class _Run:
         meta: dict[str, Any],
         log: Callable[[str], None],
     ) -> None:
-        self.out, self.data, self.p, self.device, self.meta, self.log = (
-            out,
-            data,
-            protocol,
-            device,
-            meta,
-            log,
-        )
+        self.out, self.data, self.p, self.device = out, data, protocol, device
+        self.meta, self.log = meta, log
         self.layers: list[Autoencoder] = []
         self.rows: list[dict[str, Any]] = []
         self.selected: dict[int, dict[str, Any]] = {}
@@ -283,7 +274,7 @@ class _Run:
             "depth": depth,
             "labels": labels,
             "test_error": round(100 * err, 2),
-            "test_se": round(100 * _standard_error(err, d.X_test.shape[0]), 2),
+            "test_se": round(100 * standard_error(err, d.X_test.shape[0]), 2),
             "val_error": round(100 * result.val_error, 2),
             "best_epoch": result.best_epoch,
             "epochs": result.epochs_run,
@@ -347,12 +338,10 @@ class _Run:
 
     def random_stack(self, depth: int) -> list[nn.Linear]:
         """Layers of the stack's sizes with PyTorch's default initialisation, seeded."""
-        gen_state = torch.random.get_rng_state()
-        torch.manual_seed(self.p.seed)
         sizes = [self.data.X_train.shape[1], *self.p.hidden[:depth]]
-        layers = [nn.Linear(a, b) for a, b in itertools.pairwise(sizes)]
-        torch.random.set_rng_state(gen_state)
-        return layers
+        with torch.random.fork_rng(devices=[]):  # the caller's generator state is left as it was
+            torch.manual_seed(self.p.seed)
+            return [nn.Linear(a, b) for a, b in itertools.pairwise(sizes)]
 
 
 def _peak_rss_gb() -> float:
