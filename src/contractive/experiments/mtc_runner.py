@@ -34,7 +34,7 @@ from torch import nn
 from ..evaluate import FinetuneResult, finetune, test_error
 from ..exceptions import ConfigError
 from ..nn import Autoencoder
-from ..runs import atomic_write_bytes
+from ..runs import atomic_write_bytes, save_tensors
 from ..stacking import encode, stack_encoder, train_stack
 from ..tangents import tangent_bases
 from .mtc import (
@@ -135,10 +135,7 @@ class _Run:
             config = layer_config(self.p, layer, self.device.type)
             (ae,) = train_stack(codes, [config], device=self.device)
             self.layers.append(ae)
-            from safetensors.torch import save
-
-            state = {k: v.detach().cpu().contiguous() for k, v in ae.state_dict().items()}
-            atomic_write_bytes(self.out / f"layer{layer + 1}.safetensors", save(state))
+            save_tensors(self.out / f"layer{layer + 1}.safetensors", ae.state_dict())
             seconds = time.perf_counter() - t0
             self.log(f"layer {layer + 1} pre-trained in {fmt_time(seconds)}")
             self.stage(f"pretrain_layer{layer + 1}", seconds)
